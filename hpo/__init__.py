@@ -1,0 +1,61 @@
+"""hpo: hyperparameter optimisation for deep learning.
+
+>>> import hpo
+>>> space = hpo.SearchSpace({"x": hpo.Float(-5, 5)})
+>>> study = hpo.create_study(space=space, strategy="random", seed=0)
+>>> study.optimize(lambda t: t.params["x"] ** 2, n_trials=20)
+>>> round(study.best_value, 3) < 1
+True
+"""
+
+from __future__ import annotations
+
+from hpo.exceptions import (
+    DuplicatedStudyError,
+    HpoError,
+    SearchExhausted,
+    SpaceError,
+    StorageError,
+    StrategyError,
+    StudyMismatchError,
+    StudyNotFoundError,
+    TrialPruned,
+)
+from hpo.space import Categorical, Float, Int, SearchSpace, available_spaces, load_space
+from hpo.strategies import STRATEGIES, Strategy, get_strategy
+from hpo.study import Study, create_study, delete_study, list_studies, load_study
+from hpo.trial import Direction, FrozenTrial, TrialState
+from hpo.trial._trial import Trial
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STRATEGIES",
+    "Categorical",
+    "Direction",
+    "DuplicatedStudyError",
+    "Float",
+    "FrozenTrial",
+    "HpoError",
+    "Int",
+    "SearchExhausted",
+    "SearchSpace",
+    "SpaceError",
+    "StorageError",
+    "Strategy",
+    "StrategyError",
+    "Study",
+    "StudyMismatchError",
+    "StudyNotFoundError",
+    "Trial",
+    "TrialPruned",
+    "TrialState",
+    "__version__",
+    "available_spaces",
+    "create_study",
+    "delete_study",
+    "get_strategy",
+    "list_studies",
+    "load_space",
+    "load_study",
+]

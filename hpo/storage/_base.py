@@ -1,0 +1,157 @@
+"""The store interface: the single source of truth of studies and trials."""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpo.trial import Direction, FrozenTrial, TrialState
+
+__all__ = ["Store", "StudyRecord", "StudySummary"]
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """What a study was created with. Never changes after creation."""
+
+    id: int
+    name: str
+    direction: Direction
+    space: Mapping[str, Any]
+    strategy: str
+    strategy_options: Mapping[str, Any]
+    seed: int
+    created_at: _dt.datetime
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    user_attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A study and how far it got, for listings (``hpo studies``, the dashboard)."""
+
+    study: StudyRecord
+    n_trials: int
+    states: Mapping[TrialState, int]
+    best_value: float | None
+    last_activity: _dt.datetime | None
+
+
+class Store(abc.ABC):
+    """Where studies and trials live.
+
+    Rules every implementation keeps:
+
+    * **Thread- and process-safe.** Any number of threads and processes may read and write the
+      same study at once; nothing written is lost.
+    * **Atomic trial numbers.** :meth:`add_trial` succeeds for exactly one caller per
+      ``(study, number)``; numbers in a study run 0, 1, 2, ... without gaps.
+    * **Finished trials are immutable.** :meth:`finish_trial` only changes a RUNNING trial;
+      reports and attributes on a finished trial are refused.
+    * **Records are snapshots.** A :class:`FrozenTrial` or :class:`StudyRecord` already returned
+      never changes; read again to see later writes.
+    * **Ids are never reused**, even after a study is deleted.
+
+    Every method raises :class:`hpo.exceptions.StorageError` (with a sentence a user
+    understands) when the database cannot be reached or written.
+    """
+
+    url: str
+
+    # -- studies -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_study(
+        self,
+        *,
+        name: str,
+        direction: Direction,
+        space: Mapping[str, Any],
+        strategy: str,
+        strategy_options: Mapping[str, Any],
+        seed: int,
+        meta: Mapping[str, Any],
+    ) -> StudyRecord:
+        """Create a study.
+
+        Raises:
+            DuplicatedStudyError: a study named ``name`` exists already.
+        """
+
+    @abc.abstractmethod
+    def get_study(self, name: str) -> StudyRecord:
+        """Raises: StudyNotFoundError: no study is named ``name``."""
+
+    @abc.abstractmethod
+    def list_studies(self) -> list[StudySummary]:
+        """All studies, oldest first, with counts of trials by state."""
+
+    @abc.abstractmethod
+    def delete_study(self, name: str) -> None:
+        """Delete a study and all its trials. Raises StudyNotFoundError."""
+
+    # -- trials --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get_trials(
+        self,
+        study_id: int,
+        *,
+        states: Sequence[TrialState] | None = None,
+        min_number: int = 0,
+    ) -> list[FrozenTrial]:
+        """Trials of a study ordered by number (only ``states`` if given, from ``min_number``)."""
+
+    @abc.abstractmethod
+    def count_trials(self, study_id: int) -> int:
+        """How many trials the study has (the next free trial number)."""
+
+    @abc.abstractmethod
+    def add_trial(
+        self,
+        study_id: int,
+        number: int,
+        params: Mapping[str, Any],
+        *,
+        state: TrialState = TrialState.RUNNING,
+        system_attrs: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """Insert trial ``number`` and return its id, or ``None`` if the number is taken."""
+
+    @abc.abstractmethod
+    def report(self, trial_id: int, step: int, value: float) -> None:
+        """Record an intermediate value (overwrites the same step). Refused once finished."""
+
+    @abc.abstractmethod
+    def set_trial_attrs(
+        self,
+        trial_id: int,
+        *,
+        user: Mapping[str, Any] | None = None,
+        system: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Merge attributes into the trial's user or system attributes."""
+
+    @abc.abstractmethod
+    def heartbeat(self, trial_ids: Sequence[int]) -> None:
+        """Tell the store that these running trials are still alive."""
+
+    @abc.abstractmethod
+    def finish_trial(
+        self,
+        trial_id: int,
+        state: TrialState,
+        *,
+        value: float | None = None,
+        error: str | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Move a RUNNING trial to ``state``. Returns False if it had already finished."""
+
+    @abc.abstractmethod
+    def fail_stale_trials(self, study_id: int, older_than: _dt.datetime) -> list[int]:
+        """Fail RUNNING trials whose last heartbeat is before ``older_than``; their numbers."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,562 @@
+"""Study: a search in progress, and the functions that make or reopen one."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from hpo.exceptions import (
+    DuplicatedStudyError,
+    HpoError,
+    SearchExhausted,
+    SpaceError,
+    StorageError,
+    StudyMismatchError,
+    TrialPruned,
+)
+from hpo.space import Param, SearchSpace, load_space
+from hpo.storage import Store, StudyRecord, StudySummary, get_store
+from hpo.strategies import Strategy, get_strategy
+from hpo.trial import Direction, FrozenTrial, TrialState
+from hpo.trial._trial import Trial, check_value
+
+__all__ = [
+    "Pruner",
+    "Study",
+    "create_study",
+    "delete_study",
+    "list_studies",
+    "load_study",
+]
+
+log = logging.getLogger("hpo")
+
+Objective = Callable[[Trial], Any]
+Callback = Callable[["Study", FrozenTrial], None]
+
+
+class Pruner(Protocol):
+    """Decides whether a running trial should stop early, from the store's history."""
+
+    def should_prune(self, study: Study, trial: Trial) -> bool: ...
+
+
+class Study:
+    """A search: its space, strategy and direction, and its trials in the store.
+
+    Make one with :func:`create_study` or reopen one with :func:`load_study`. Several
+    ``Study`` objects in several processes may work on the same stored study at once.
+    """
+
+    #: How often (seconds) a process running trials tells the store they are alive, and how
+    #: long a running trial may stay silent before another process calls it interrupted.
+    heartbeat_interval: float = 15.0
+    stale_after: float = 120.0
+
+    def __init__(
+        self,
+        store: Store,
+        record: StudyRecord,
+        space: SearchSpace,
+        strategy: Strategy,
+        pruner: Pruner | None = None,
+    ) -> None:
+        self._store = store
+        self._record = record
+        self.space = space
+        self.strategy = strategy
+        self.pruner = pruner
+        self._finished: dict[int, FrozenTrial] = {}  # finished trials never change: cache them
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+        self._hb_stop: threading.Event | None = None
+
+    # -- identity ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def direction(self) -> Direction:
+        return self._record.direction
+
+    @property
+    def seed(self) -> int:
+        return self._record.seed
+
+    @property
+    def storage_url(self) -> str:
+        return self._store.url
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def record(self) -> StudyRecord:
+        return self._record
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        return self._record.meta
+
+    def __repr__(self) -> str:
+        return (
+            f"Study(name={self.name!r}, strategy={self.strategy.name!r}, "
+            f"direction={self.direction.value!r}, storage={self.storage_url!r})"
+        )
+
+    # -- reading -------------------------------------------------------------------------
+    def get_trials(self, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+        """All trials ordered by number (only ``states`` if given), read fresh from the store."""
+        with self._lock:
+            first_open = 0
+            while first_open in self._finished:
+                first_open += 1
+            fresh = self._store.get_trials(self._record.id, min_number=first_open)
+            for t in fresh:
+                if t.state.is_finished:
+                    self._finished[t.number] = t
+            out = [self._finished[n] for n in range(first_open)] + fresh
+        if states is not None:
+            wanted = set(states)
+            out = [t for t in out if t.state in wanted]
+        return out
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+    @property
+    def best_trial(self) -> FrozenTrial:
+        """The best completed trial. Raises HpoError when none has completed yet."""
+        best: FrozenTrial | None = None
+        for t in self.get_trials(states=[TrialState.COMPLETE]):
+            assert t.value is not None  # complete trials always have a value
+            if best is None or self.direction.better(t.value, best.value):  # type: ignore[arg-type]
+                best = t
+        if best is None:
+            raise HpoError(f"study {self.name!r} has no completed trial yet.")
+        return best
+
+    @property
+    def best_value(self) -> float:
+        v = self.best_trial.value
+        assert v is not None
+        return v
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        return dict(self.best_trial.params)
+
+    # -- ask / tell ----------------------------------------------------------------------
+    def _rng(self, number: int) -> np.random.Generator:
+        return np.random.default_rng([self._record.seed, number])
+
+    def ask(self, params: Mapping[str, Any] | None = None) -> Trial:
+        """Start a new trial with the strategy's proposal (or with ``params`` given by you).
+
+        The trial gets the next free number. Its params are chosen from a history that holds
+        every trial with a smaller number, running ones included: if another process takes the
+        number first, the proposal is made again with that trial in view. That is what keeps
+        numbers gap-free and parallel proposals apart.
+
+        Raises:
+            SearchExhausted: the strategy has nothing left (e.g. an exhausted grid).
+        """
+        fixed = None if params is None else self.space.check_params(params)
+        system = {"host": socket.gethostname(), "pid": os.getpid()}
+        for _attempt in range(10_000):
+            history = self.get_trials()
+            number = len(history)
+            if fixed is not None:
+                proposal = fixed
+            else:
+                proposal = self.space.check_params(
+                    self.strategy.propose(
+                        self.space,
+                        history,
+                        direction=self.direction,
+                        number=number,
+                        seed=self._record.seed,
+                        rng=self._rng(number),
+                    )
+                )
+            trial_id = self._store.add_trial(self._record.id, number, proposal, system_attrs=system)
+            if trial_id is not None:
+                with self._lock:
+                    self._running.add(trial_id)
+                return Trial(self, trial_id, number, proposal)
+        raise StorageError(f"could not allocate a trial number in study {self.name!r}.")
+
+    def tell(
+        self,
+        trial: Trial | int,
+        value: Any = None,
+        *,
+        state: TrialState | str | None = None,
+        error: str | None = None,
+    ) -> FrozenTrial:
+        """Finish a trial: with its value (complete), as pruned, or as failed with a reason.
+
+        A value that is None, NaN, infinite or not a number fails the trial with that reason.
+        Telling a finished trial again raises HpoError; nothing stored changes.
+        """
+        trial_id, number = self._resolve(trial)
+        st = TrialState(state) if state is not None else None
+        v: float | None = None
+        if st is TrialState.FAILED:
+            v, reason = None, error or "failed"
+        elif st is TrialState.PRUNED:
+            v = check_value(value)[0] if value is not None else None
+            if v is None:
+                last = self._last_intermediate(trial)
+                v = last
+            reason = None
+        else:
+            v, reason = check_value(value)
+            st = TrialState.COMPLETE if reason is None else TrialState.FAILED
+        if st is TrialState.FAILED and error is None:
+            error = reason
+        ok = self._store.finish_trial(
+            trial_id, st, value=v, error=error if st is TrialState.FAILED else None
+        )
+        with self._lock:
+            self._running.discard(trial_id)
+        if not ok:
+            raise HpoError(f"trial {number} of study {self.name!r} has already finished.")
+        return self._read_trial(number)
+
+    def _resolve(self, trial: Trial | int) -> tuple[int, int]:
+        if isinstance(trial, Trial):
+            return trial.trial_id, trial.number
+        for t in self._store.get_trials(self._record.id, min_number=int(trial)):
+            if t.number == int(trial):
+                return int(t.system_attrs["trial_id"]), t.number
+        raise HpoError(f"study {self.name!r} has no trial {trial}.")
+
+    def _last_intermediate(self, trial: Trial | int) -> float | None:
+        if isinstance(trial, Trial):
+            iv = trial.intermediate
+        else:
+            iv = self._read_trial(int(trial)).intermediate
+        if not iv:
+            return None
+        v = iv[max(iv)]
+        return v if np.isfinite(v) else None
+
+    def _read_trial(self, number: int) -> FrozenTrial:
+        for t in self._store.get_trials(self._record.id, min_number=number):
+            if t.number == number:
+                return t
+        raise HpoError(f"study {self.name!r} has no trial {number}.")
+
+    def fail_stale_trials(self, older_than_seconds: float | None = None) -> list[int]:
+        """Fail running trials whose process stopped sending heartbeats; their numbers."""
+        age = self.stale_after if older_than_seconds is None else older_than_seconds
+        cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=age)
+        return self._store.fail_stale_trials(self._record.id, cutoff)
+
+    # -- the loop ------------------------------------------------------------------------
+    def optimize(
+        self,
+        objective: Objective,
+        n_trials: int | None = None,
+        *,
+        timeout: float | None = None,
+        callbacks: Iterable[Callback] = (),
+        show_progress: bool = False,
+    ) -> None:
+        """Run ``objective`` on new trials, one after another, in this process.
+
+        Stops after ``n_trials`` trials of this call, after ``timeout`` seconds (the running
+        trial is finished first), or when the strategy is exhausted, whichever comes first.
+        An objective that raises, or returns None, NaN, inf or a non-number, makes a failed
+        trial with the reason stored; the study goes on. Raising :class:`hpo.TrialPruned`
+        ends the trial as pruned. Ctrl-C marks the running trial failed (interrupted), then
+        stops: rerun to resume.
+        """
+        if n_trials is not None and (isinstance(n_trials, bool) or n_trials < 0):
+            raise HpoError(f"n_trials must be a non-negative integer, got {n_trials!r}.")
+        if n_trials is None and timeout is None:
+            log.info("optimize without n_trials or timeout runs until the search is exhausted")
+        stale = self.fail_stale_trials()
+        if stale:
+            log.warning("marked trial(s) %s failed: their process stopped (interrupted)", stale)
+        callbacks = list(callbacks)
+        progress = None
+        if show_progress:
+            from hpo._progress import Progress
+
+            progress = Progress(self, total=n_trials, timeout=timeout)
+            callbacks.append(progress.on_trial)
+        start = time.monotonic()
+        done = 0
+        self._start_heartbeat()
+        try:
+            if progress is not None:
+                progress.start()
+            while n_trials is None or done < n_trials:
+                if timeout is not None and time.monotonic() - start >= timeout:
+                    break
+                try:
+                    trial = self.ask()
+                except SearchExhausted as e:
+                    log.info("%s", e)
+                    break
+                if progress is not None:
+                    progress.on_start(trial)
+                frozen = self._run_one(objective, trial)
+                done += 1
+                for cb in callbacks:
+                    cb(self, frozen)
+        finally:
+            self._stop_heartbeat()
+            if progress is not None:
+                progress.stop()
+
+    def _run_one(self, objective: Objective, trial: Trial) -> FrozenTrial:
+        try:
+            value = objective(trial)
+        except TrialPruned:
+            return self.tell(trial, state=TrialState.PRUNED)
+        except KeyboardInterrupt:
+            self._store.finish_trial(
+                trial.trial_id,
+                TrialState.FAILED,
+                error="interrupted: stopped by Ctrl-C",
+                system_attrs={"interrupted": True},
+            )
+            with self._lock:
+                self._running.discard(trial.trial_id)
+            raise
+        except StorageError:
+            raise
+        except Exception as e:
+            tb = traceback.format_exc(limit=-8)
+            message = f"{type(e).__name__}: {e}"
+            log.warning("trial %d failed: %s", trial.number, message)
+            with contextlib.suppress(HpoError):
+                trial.set_system_attrs({"traceback": tb})
+            return self.tell(trial, state=TrialState.FAILED, error=message)
+        frozen = self.tell(trial, value)
+        if frozen.state is TrialState.FAILED:
+            log.warning("trial %d failed: %s", trial.number, frozen.error)
+        return frozen
+
+    # -- heartbeats ----------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        if self._hb_stop is not None:
+            return
+        stop = threading.Event()
+        self._hb_stop = stop
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_interval):
+                with self._lock:
+                    ids = list(self._running)
+                try:
+                    self._store.heartbeat(ids)
+                except HpoError as e:  # a missed beat is not worth a dead study
+                    log.warning("heartbeat failed: %s", e)
+
+        threading.Thread(target=beat, name="hpo-heartbeat", daemon=True).start()
+
+    def _stop_heartbeat(self) -> None:
+        if self._hb_stop is not None:
+            self._hb_stop.set()
+            self._hb_stop = None
+
+
+# -- making and reopening studies ---------------------------------------------------------
+
+
+def _as_space(space: SearchSpace | Mapping[str, Any] | str | Path) -> SearchSpace:
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, (str, Path)):
+        return load_space(space)
+    if isinstance(space, Mapping):
+        if all(isinstance(v, Param) for v in space.values()):
+            return SearchSpace(space)
+        return SearchSpace.from_dict(space)
+    raise SpaceError(f"space must be a SearchSpace, a mapping or a name/path, got {space!r}.")
+
+
+def _auto_name() -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"study-{stamp}-{secrets.token_hex(2)}"
+
+
+def _describe_difference(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    for k in list(stored) + [k for k in given if k not in stored]:
+        if k not in given:
+            return f"parameter {k!r} is missing from the given space"
+        if k not in stored:
+            return f"parameter {k!r} is not in the stored space"
+        if stored[k] != given[k]:
+            return f"parameter {k!r} differs (stored {stored[k]}, given {given[k]})"
+    return "parameter order differs"
+
+
+def create_study(
+    space: SearchSpace | Mapping[str, Any] | str | Path | None = None,
+    strategy: str | Strategy = "bayes",
+    direction: str | Direction = "minimize",
+    storage: str | Store | None = None,
+    name: str | None = None,
+    seed: int | None = 0,
+    *,
+    load_if_exists: bool = False,
+    pruner: Pruner | None = None,
+    strategy_options: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Study:
+    """Create a study (or reopen it with ``load_if_exists=True``).
+
+    Args:
+        space: A :class:`SearchSpace`, a mapping of parameters, or a named space / YAML path.
+            May be omitted when reopening.
+        strategy: ``"grid" | "random" | "bayes" | "tpe"`` or a :class:`Strategy`.
+        direction: ``"minimize"`` or ``"maximize"``.
+        storage: ``None`` (in memory), a URL (``sqlite:///hpo.db``, ``postgresql://...``)
+            or a store.
+        name: The study's unique name in the store; made up when omitted.
+        seed: Seeds every random choice; ``None`` picks one (and stores it).
+        load_if_exists: Reopen an existing study of that name instead of failing. The space
+            and direction must match what the study was made with.
+        pruner: Stops unpromising trials early (see ``hpo.pruners``).
+        strategy_options: Options of the strategy (e.g. ``{"points": 7}`` for grid).
+        meta: Free-form data kept with the study (the CLI stores model, dataset, budget).
+
+    Raises:
+        DuplicatedStudyError: the name is taken and ``load_if_exists`` is False.
+        StudyMismatchError: reopening with another space or direction.
+    """
+    store = get_store(storage)
+    direction = Direction.parse(direction)
+    strat = get_strategy(strategy, **dict(strategy_options or {}))
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))  # type: ignore[operator]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise HpoError(f"seed must be a non-negative integer or None, got {seed!r}.")
+    name = name or _auto_name()
+    sp = _as_space(space) if space is not None else None
+    if load_if_exists:
+        try:
+            record = store.get_study(name)
+        except StorageError as e:
+            if not isinstance(e, KeyError):
+                raise
+        else:
+            return _reopen(store, record, sp, strat, direction, pruner)
+    if sp is None:
+        raise SpaceError("create_study needs a space for a new study.")
+    full_meta = {**sp.meta, **dict(meta or {})}
+    if sp.name:
+        full_meta.setdefault("space_name", sp.name)
+    if sp.description:
+        full_meta.setdefault("space_description", sp.description)
+    try:
+        record = store.create_study(
+            name=name,
+            direction=direction,
+            space=sp.to_dict(),
+            strategy=strat.name,
+            strategy_options=strat.options(),
+            seed=int(seed),
+            meta=full_meta,
+        )
+    except DuplicatedStudyError:
+        if not load_if_exists:
+            raise DuplicatedStudyError(
+                f"a study named {name!r} already exists in {store.url}; "
+                "pass load_if_exists=True (the CLI resumes it with the same --study) "
+                "or choose another name."
+            ) from None
+        record = store.get_study(name)  # created by another process a moment ago
+        return _reopen(store, record, sp, strat, direction, pruner)
+    return Study(store, record, sp, strat, pruner)
+
+
+def _reopen(
+    store: Store,
+    record: StudyRecord,
+    space: SearchSpace | None,
+    strategy: Strategy,
+    direction: Direction,
+    pruner: Pruner | None,
+) -> Study:
+    stored_space = SearchSpace.from_dict(record.space)
+    if space is not None and space.to_dict() != stored_space.to_dict():
+        diff = _describe_difference(stored_space.to_dict(), space.to_dict())
+        raise StudyMismatchError(
+            f"study {record.name!r} was created with a different space: {diff}; "
+            "reuse the original space or start a new study name."
+        )
+    if direction is not record.direction:
+        raise StudyMismatchError(
+            f"study {record.name!r} was created to {record.direction.value}, not "
+            f"{direction.value}; use direction={record.direction.value!r} or a new study name."
+        )
+    if space is not None:
+        stored_space.name, stored_space.description = space.name, space.description
+        stored_space.meta = dict(space.meta)
+    if strategy.name != record.strategy:
+        log.info(
+            "study %r was made with strategy %r; this process asks %r",
+            record.name,
+            record.strategy,
+            strategy.name,
+        )
+    return Study(store, record, stored_space, strategy, pruner)
+
+
+def load_study(
+    name: str,
+    storage: str | Store | None,
+    *,
+    strategy: str | Strategy | None = None,
+    pruner: Pruner | None = None,
+) -> Study:
+    """Reopen a stored study, with the strategy (and options) it was created with.
+
+    Raises:
+        StudyNotFoundError: no such study in the store.
+    """
+    store = get_store(storage)
+    record = store.get_study(name)
+    space = SearchSpace.from_dict(
+        record.space,
+        name=record.meta.get("space_name"),
+        description=record.meta.get("space_description"),
+        meta=record.meta,
+    )
+    strat = (
+        get_strategy(record.strategy, **dict(record.strategy_options))
+        if strategy is None
+        else get_strategy(strategy)
+    )
+    return Study(store, record, space, strat, pruner)
+
+
+def list_studies(storage: str | Store | None) -> list[StudySummary]:
+    """Every study in the store, oldest first, with trial counts and best values."""
+    return get_store(storage).list_studies()
+
+
+def delete_study(name: str, storage: str | Store | None) -> None:
+    """Delete a study and its trials. Raises StudyNotFoundError."""
+    get_store(storage).delete_study(name)

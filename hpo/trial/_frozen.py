@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from hpo.trial._state import TrialState
+
+__all__ = ["FrozenTrial"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class FrozenTrial:
+    """An immutable record of one trial, as read from the store.
+
+    Handed to strategies, pruners, the dashboard and the CLI. A later write to the store never
+    changes a ``FrozenTrial`` already read: read the study again to see it.
+
+    Attributes:
+        number: Position of the trial in its study, from 0, without gaps.
+        state: Where the trial is in its life.
+        params: The *active* parameters only (inactive conditional ones are absent).
+        value: The objective value; ``None`` unless the trial completed (or was pruned after
+            reporting, in which case it is the last intermediate value).
+        intermediate: Values reported by ``trial.report(value, step)``, keyed by step.
+        started_at / finished_at: UTC timestamps; ``finished_at`` is ``None`` while running.
+        error: Why the trial failed (exception type and message), ``None`` otherwise.
+        user_attrs: What the objective stored with ``trial.set_user_attr``.
+        system_attrs: What hpo itself stored (host, device, ``interrupted``...).
+    """
+
+    number: int
+    state: TrialState
+    params: Mapping[str, Any]
+    value: float | None = None
+    intermediate: Mapping[int, float] = field(default_factory=lambda: MappingProxyType({}))
+    started_at: _dt.datetime | None = None
+    finished_at: _dt.datetime | None = None
+    error: str | None = None
+    user_attrs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    system_attrs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    @property
+    def duration(self) -> _dt.timedelta | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def last_step(self) -> int | None:
+        return max(self.intermediate) if self.intermediate else None
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.system_attrs.get("interrupted", False))
