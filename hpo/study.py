@@ -82,6 +82,8 @@ class Study:
         self._lock = threading.Lock()
         self._running: set[int] = set()
         self._hb_stop: threading.Event | None = None
+        # Called as listener(trial, step, value) after each trial.report (progress display).
+        self._report_listeners: list[Callable[[Trial, int, float], None]] = []
 
     # -- identity ------------------------------------------------------------------------
     @property
@@ -165,7 +167,9 @@ class Study:
     def _rng(self, number: int) -> np.random.Generator:
         return np.random.default_rng([self._record.seed, number])
 
-    def ask(self, params: Mapping[str, Any] | None = None) -> Trial:
+    def ask(
+        self, params: Mapping[str, Any] | None = None, *, max_trials: int | None = None
+    ) -> Trial:
         """Start a new trial with the strategy's proposal (or with ``params`` given by you).
 
         The trial gets the next free number. Its params are chosen from a history that holds
@@ -173,14 +177,25 @@ class Study:
         number first, the proposal is made again with that trial in view. That is what keeps
         numbers gap-free and parallel proposals apart.
 
+        ``max_trials`` caps the study's size: the ask fails once the study holds that many
+        trials (interrupted ones not counted). The check is atomic with the number allocation,
+        so processes sharing a study never overshoot it together.
+
         Raises:
-            SearchExhausted: the strategy has nothing left (e.g. an exhausted grid).
+            SearchExhausted: the strategy has nothing left (e.g. an exhausted grid), or the
+                study already holds ``max_trials`` trials.
         """
         fixed = None if params is None else self.space.check_params(params)
         system = {"host": socket.gethostname(), "pid": os.getpid()}
         for _attempt in range(10_000):
             history = self.get_trials()
             number = len(history)
+            if max_trials is not None:
+                counted = sum(1 for t in history if not t.interrupted)
+                if counted >= max_trials:
+                    raise SearchExhausted(
+                        f"study {self.name!r} has reached its budget of {max_trials} trials."
+                    )
             if fixed is not None:
                 proposal = fixed
             else:
@@ -278,6 +293,7 @@ class Study:
         timeout: float | None = None,
         callbacks: Iterable[Callback] = (),
         show_progress: bool = False,
+        max_trials: int | None = None,
     ) -> None:
         """Run ``objective`` on new trials, one after another, in this process.
 
@@ -286,11 +302,12 @@ class Study:
         An objective that raises, or returns None, NaN, inf or a non-number, makes a failed
         trial with the reason stored; the study goes on. Raising :class:`hpo.TrialPruned`
         ends the trial as pruned. Ctrl-C marks the running trial failed (interrupted), then
-        stops: rerun to resume.
+        stops: rerun to resume. ``max_trials`` stops once the *study* holds that many trials
+        (interrupted ones not counted), whoever ran them: the budget of a resumable run.
         """
         if n_trials is not None and (isinstance(n_trials, bool) or n_trials < 0):
             raise HpoError(f"n_trials must be a non-negative integer, got {n_trials!r}.")
-        if n_trials is None and timeout is None:
+        if n_trials is None and timeout is None and max_trials is None:
             log.info("optimize without n_trials or timeout runs until the search is exhausted")
         stale = self.fail_stale_trials()
         if stale:
@@ -301,6 +318,11 @@ class Study:
             from hpo._progress import Progress
 
             progress = Progress(self, total=n_trials, timeout=timeout)
+            if max_trials is not None:
+                n_done = sum(1 for t in self.get_trials() if not t.interrupted)
+                progress.total = max(0, max_trials - n_done)
+                if n_trials is not None:
+                    progress.total = min(progress.total, n_trials)
             callbacks.append(progress.on_trial)
         start = time.monotonic()
         done = 0
@@ -312,9 +334,9 @@ class Study:
                 if timeout is not None and time.monotonic() - start >= timeout:
                     break
                 try:
-                    trial = self.ask()
+                    trial = self.ask(max_trials=max_trials)
                 except SearchExhausted as e:
-                    log.info("%s", e)
+                    log.debug("%s", e)
                     break
                 if progress is not None:
                     progress.on_start(trial)

@@ -182,6 +182,8 @@ class Float(Param):
 
     def from_unit(self, u: float) -> float:
         u = min(max(float(u), 0.0), 1.0)
+        if u == 0.0 or u == 1.0:  # the bounds exactly, without a round trip through exp/log
+            return float(self.low if u == 0.0 else self.high)
         if self.log:
             lo, hi = math.log(self.low), math.log(self.high)
             v = math.exp(lo + u * (hi - lo))

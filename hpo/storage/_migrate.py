@@ -42,7 +42,10 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(_DIR))
     cfg.set_main_option("version_table", "alembic_version_hpo")
-    with engine.begin() as conn:
+    # hpo_write: on SQLite take the write lock up front (BEGIN IMMEDIATE), so two processes
+    # opening a new file at once queue up instead of failing on a lock upgrade.
+    with engine.connect() as c, c.execution_options(hpo_write=True).begin() as tx:
+        conn = tx.connection
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
         cfg.attributes["connection"] = conn

@@ -15,9 +15,10 @@ How a proposal is made, from the study's history alone:
    diverge.
 3. **Model.** A GP with a Matérn-5/2 ARD kernel, hyper-parameters fitted by MAP
    (:mod:`hpo.strategies._gp`).
-4. **Pending trials.** Trials still running are *fantasised* at the GP's posterior mean
-   ("kriging believer") and the incumbent includes those fantasies, so the expected improvement
-   at and near a running trial's point collapses and parallel workers spread out.
+4. **Pending trials.** Trials still running are *fantasised* as exact observations at the GP's
+   posterior mean, but no better than the average value so far (a "kriging believer" kept
+   from optimism), so the expected improvement at and near a running trial's point collapses
+   and parallel workers spread out instead of all proposing the same point.
 5. **Acquisition.** log expected improvement, maximised over ``n_candidates`` points (half
    uniform, half perturbations of the best points), then refined by L-BFGS-B over the active
    numeric coordinates of the best few. A proposal equal to an earlier trial's params is
@@ -184,8 +185,9 @@ class BayesStrategy(Strategy):
             xp = torch.as_tensor(np.array([codec.encode(t.params) for t in pending]))
             with torch.no_grad():
                 mp, _ = gp.posterior(xp)
+            # Believe the model, but never that a running trial beats the average so far.
+            mp = mp.clamp_min(float(y.mean()))
             gp = gp.condition_on(xp, mp)
-            best = min(best, float(mp.min()))
 
         taken = {_key(t.params) for t in trials if not t.interrupted}
         cands = self._candidates(codec, x, y, rng)

@@ -61,6 +61,7 @@ class GP:
     inv_sq_ls: torch.Tensor  # (d,)
     scale: torch.Tensor  # ()
     noise: torch.Tensor  # ()
+    n_exact: int = 0  # the last n_exact rows are fantasies, conditioned on without noise
 
     def __post_init__(self) -> None:
         self._factor()
@@ -71,12 +72,15 @@ class GP:
 
     def _factor(self) -> None:
         k = self.kernel(self.x, self.x)
-        k = k + (self.noise + 1e-10) * torch.eye(len(self.x), dtype=k.dtype)
+        diag = torch.full((len(self.x),), float(self.noise) + 1e-10, dtype=k.dtype)
+        if self.n_exact:
+            diag[-self.n_exact :] = 1e-8
+        k = k + torch.diag(diag)
         self._chol = torch.linalg.cholesky(k)
         self._alpha = torch.cholesky_solve(self.y.unsqueeze(-1), self._chol).squeeze(-1)
 
     def condition_on(self, x_new: torch.Tensor, y_new: torch.Tensor) -> GP:
-        """The same kernel conditioned on extra (e.g. fantasised) observations."""
+        """The same kernel conditioned on fantasised observations, taken as exact."""
         return GP(
             torch.cat([self.x, x_new]),
             torch.cat([self.y, y_new]),
@@ -84,6 +88,7 @@ class GP:
             self.inv_sq_ls,
             self.scale,
             self.noise,
+            n_exact=self.n_exact + len(x_new),
         )
 
     def posterior(self, xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

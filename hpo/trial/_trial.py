@@ -63,6 +63,8 @@ class Trial:
             raise HpoError(f"trial.report: value must be a number, got {value!r}.") from None
         self._intermediate[int(step)] = v
         self._study._store.report(self._id, int(step), v)
+        for listener in list(self._study._report_listeners):
+            listener(self, int(step), v)
 
     def should_prune(self) -> bool:
         """Whether the study's pruner says to stop this trial now (False without a pruner)."""

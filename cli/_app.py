@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from hpo.exceptions import HpoError
+
+__all__ = ["DEFAULT_STORAGE", "app", "fail", "main"]
+
+DEFAULT_STORAGE = "sqlite:///hpo.db"
+
+app = typer.Typer(
+    name="hpo",
+    help=(
+        "Hyperparameter optimisation for deep learning: searchable PyTorch models, grid / "
+        "random / Bayesian search, studies stored in SQL.\n\n"
+        "Start with:  hpo run --space cnn_mnist --strategy bayes"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def storage_option() -> Any:
+    return typer.Option(
+        None,
+        "--storage",
+        envvar="HPO_STORAGE",
+        help=f"Study store URL: sqlite:///file.db or postgresql://... [default: {DEFAULT_STORAGE}]",
+        show_default=False,
+    )
+
+
+def resolve_storage(storage: str | None) -> str:
+    return storage or DEFAULT_STORAGE
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on one line and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _setup_logging() -> None:
+    level = logging.DEBUG if os.environ.get("HPO_DEBUG") else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[hpo] %(message)s"))
+    root = logging.getLogger("hpo")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main() -> None:
+    """Entry point of the ``hpo`` script: maps errors to one line and an exit code."""
+    from hpo.cli import _commands  # noqa: F401 - registers the commands
+
+    _setup_logging()
+    try:
+        app(standalone_mode=False)
+    except HpoError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo(
+            "interrupted: the running trial is marked failed (interrupted) and everything "
+            "else is saved; rerun the same command to resume.",
+            err=True,
+        )
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("aborted.", err=True)
+        sys.exit(1)
+    except Exception as e:
+        show = getattr(e, "show", None)
+        code = getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):  # click's usage errors (Typer vendors click)
+            show()
+            sys.exit(code)
+        if os.environ.get("HPO_DEBUG"):
+            raise
+        typer.echo(f"error: {type(e).__name__}: {e} (set HPO_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)

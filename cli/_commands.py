@@ -1,0 +1,275 @@
+"""The commands. Each parses its options, calls the library and prints."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from hpo.cli._app import app, fail, print_json, resolve_storage, storage_option
+from hpo.cli._format import (
+    best_yaml,
+    console,
+    params_text,
+    studies_table,
+    trial_rows,
+    trials_table,
+)
+
+from hpo.exceptions import HpoError, SpaceError
+
+# -- hpo run ------------------------------------------------------------------------------
+
+
+def _load_objective(spec: str) -> Any:
+    if ":" not in spec:
+        raise HpoError(f"--objective must look like package.module:function, got {spec!r}.")
+    mod_name, fn_name = spec.split(":", 1)
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise HpoError(f"--objective {spec!r}: cannot import {mod_name!r} ({e}).") from None
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise HpoError(f"--objective {spec!r}: {mod_name!r} has no function {fn_name!r}.")
+    return fn
+
+
+@app.command()
+def run(
+    space: str = typer.Option(
+        ..., "--space", "-s", help="A named space (see `hpo spaces`) or a path to a YAML file."
+    ),
+    strategy: str = typer.Option(
+        "bayes", "--strategy", help="Search strategy: grid, random, bayes or tpe."
+    ),
+    trials: int = typer.Option(
+        None,
+        "--trials",
+        "-n",
+        min=1,
+        help="The study's total number of trials [default: the space's `trials`, else 20].",
+        show_default=False,
+    ),
+    timeout: float = typer.Option(
+        None, "--timeout", min=0, help="Stop starting new trials after this many seconds."
+    ),
+    study_name: str = typer.Option(
+        None,
+        "--study",
+        help="Study name; rerunning with the same name resumes it [default: SPACE-STRATEGY].",
+        show_default=False,
+    ),
+    storage: str = storage_option(),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seeds the search and the training."),
+    device: str = typer.Option(
+        None, "--device", help="Training device (cpu, cuda, cuda:1) [default: cuda if present]."
+    ),
+    data_dir: Path = typer.Option(
+        None,
+        "--data-dir",
+        help="A folder of MNIST IDX files (train-images-idx3-ubyte[.gz], ...).",
+    ),
+    objective: str = typer.Option(
+        None,
+        "--objective",
+        help="Your own objective, package.module:function taking a trial, returning a float.",
+    ),
+    direction: str = typer.Option(
+        None, "--direction", help="minimize or maximize [default: the space's, else minimize]."
+    ),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Show live progress (plain lines off a terminal)."
+    ),
+) -> None:
+    """Run (or resume) a study: search SPACE with STRATEGY and print the best trials."""
+    import hpo
+    from hpo._progress import Progress
+
+    sp = hpo.load_space(space)
+    meta = dict(sp.meta)
+    url = resolve_storage(storage)
+    total = trials if trials is not None else int(meta.get("trials") or 20)
+    if objective is not None:
+        fn = _load_objective(objective)
+        source = f"objective {objective}"
+    else:
+        if "model" not in meta:
+            raise SpaceError(
+                f"space {space!r} names no `model`; add `model: mlp|cnn|rnn` to it, "
+                "or pass --objective package.module:function."
+            )
+        from hpo.training import make_objective
+
+        fn = make_objective(meta, data_dir=data_dir, device=device, seed=seed)
+        source = fn.data.summary() if hasattr(fn.data, "summary") else fn.data.source
+    dirn = direction or meta.get("direction") or "minimize"
+    name = study_name or f"{sp.name or Path(space).stem}-{strategy}"
+    study = hpo.create_study(
+        space=sp,
+        strategy=strategy,
+        direction=dirn,
+        storage=url,
+        name=name,
+        seed=seed,
+        load_if_exists=True,
+    )
+    done = sum(1 for t in study.trials if not t.interrupted)
+    con = console()
+    con.print(
+        f"[bold]study[/] {study.name}  ·  space {sp.name}  ·  strategy {strategy}  ·  "
+        f"{dirn}  ·  store {study.storage_url}"
+    )
+    con.print(f"[bold]data[/]  {source}")
+    if done >= total:
+        con.print(
+            f"study {study.name!r} already holds {done}/{total} trials; nothing to run. "
+            "Raise --trials to continue it, or pass a new --study name."
+        )
+    else:
+        if done:
+            con.print(f"resuming: {done}/{total} trials already in the store")
+        epochs = (meta.get("budget") or {}).get("epochs") if isinstance(meta, dict) else None
+        bar = Progress(study, total=total - done, timeout=timeout, epochs=epochs)
+        start = time.monotonic()
+        if progress:
+            bar.start()
+        try:
+            study.optimize(
+                fn, timeout=timeout, max_trials=total, callbacks=[bar.on_trial] if progress else []
+            )
+        finally:
+            if progress:
+                bar.stop()
+        con.print(f"finished in {time.monotonic() - start:.1f} s")
+    _summary(study)
+
+
+def _summary(study: Any) -> None:
+    from hpo.trial import TrialState
+
+    con = console()
+    trials = study.trials
+    con.print(trials_table(study, trials, limit=10))
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    if complete:
+        best = study.best_trial
+        con.print(
+            f"[bold green]best[/] trial {best.number}: value {best.value:.6g}  "
+            f"{params_text(best.params)}"
+        )
+    con.print(f"reopen with: hpo show {study.name}   ·   best params: hpo best {study.name}")
+
+
+# -- read commands ------------------------------------------------------------------------
+
+
+@app.command()
+def spaces(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the named search spaces shipped with hpo."""
+    import hpo
+
+    found = hpo.available_spaces()
+    if json_out:
+        print_json(found)
+        return
+    width = max(map(len, found), default=0)
+    for name, desc in found.items():
+        typer.echo(f"{name.ljust(width)}  {desc}")
+
+
+@app.command()
+def studies(
+    storage: str = storage_option(),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the studies in the store."""
+    import hpo
+
+    summaries = hpo.list_studies(resolve_storage(storage))
+    if json_out:
+        print_json(
+            [
+                {
+                    "name": s.study.name,
+                    "space": s.study.meta.get("space_name"),
+                    "strategy": s.study.strategy,
+                    "direction": s.study.direction.value,
+                    "n_trials": s.n_trials,
+                    "states": {k.value: v for k, v in s.states.items()},
+                    "best_value": s.best_value,
+                    "created_at": s.study.created_at.isoformat(),
+                    "last_activity": s.last_activity.isoformat() if s.last_activity else None,
+                }
+                for s in summaries
+            ]
+        )
+        return
+    if not summaries:
+        typer.echo(f"no studies in {resolve_storage(storage)}")
+        return
+    console().print(studies_table(summaries))
+
+
+@app.command()
+def show(
+    study: str = typer.Argument(..., help="The study's name (see `hpo studies`)."),
+    storage: str = storage_option(),
+    limit: int = typer.Option(None, "--limit", min=1, help="Show only the best N trials."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a study's trials, best first: state, value, duration, params."""
+    import hpo
+
+    s = hpo.load_study(study, storage=resolve_storage(storage))
+    trials = s.trials
+    if json_out:
+        print_json(
+            {
+                "name": s.name,
+                "strategy": s.record.strategy,
+                "direction": s.direction.value,
+                "space": s.space.to_dict(),
+                "trials": trial_rows(s, trials),
+            }
+        )
+        return
+    console().print(trials_table(s, trials, limit=limit))
+
+
+@app.command()
+def best(
+    study: str = typer.Argument(..., help="The study's name."),
+    storage: str = storage_option(),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print the best trial's params as YAML, ready to reuse."""
+    import hpo
+
+    s = hpo.load_study(study, storage=resolve_storage(storage))
+    t = s.best_trial
+    if json_out:
+        print_json({"number": t.number, "value": t.value, "params": dict(t.params)})
+        return
+    typer.echo(best_yaml(s, t), nl=False)
+
+
+@app.command()
+def delete(
+    study: str = typer.Argument(..., help="The study's name."),
+    storage: str = storage_option(),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a study and all its trials."""
+    import hpo
+
+    url = resolve_storage(storage)
+    hpo.load_study(study, storage=url)  # fails clearly if it does not exist
+    if not yes and not typer.confirm(f"delete study {study!r} and all its trials?"):
+        raise fail("not deleted.", code=1)
+    hpo.delete_study(study, storage=url)
+    typer.echo(f"deleted study {study!r}")

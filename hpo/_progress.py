@@ -1,0 +1,169 @@
+"""Live progress of a study: trials done, the running trial's epoch, best so far, time left.
+
+On a terminal it is a rich progress bar; otherwise (CI logs, pipes) one plain line per
+finished trial, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+from hpo.trial import Direction, FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from hpo.study import Study
+    from hpo.trial._trial import Trial
+
+__all__ = ["Progress", "format_duration"]
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:
+        return "--:--"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class Progress:
+    """Observer of one ``optimize`` call (see ``Study.optimize(show_progress=True)``)."""
+
+    def __init__(
+        self,
+        study: Study,
+        total: int | None,
+        timeout: float | None = None,
+        *,
+        stream: TextIO | None = None,
+        already_done: int = 0,
+        epochs: int | None = None,
+    ) -> None:
+        self.study = study
+        self.total = total
+        self.timeout = timeout
+        self.stream = stream or sys.stderr
+        self.already = already_done
+        self.epochs = epochs
+        self.done = 0
+        self.best: FrozenTrial | None = None
+        self.running: Trial | None = None
+        self.step: int | None = None
+        self.t0 = time.monotonic()
+        self.durations: list[float] = []
+        self._live: Any = None
+        self._task: Any = None
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        try:
+            self.best = study.best_trial
+        except Exception:
+            self.best = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.study._report_listeners.append(self.on_report)
+        if not self.interactive:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import Progress as RichProgress
+
+        self._live = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=Console(file=self.stream),
+            transient=False,
+        )
+        self._live.start()
+        self._task = self._live.add_task(
+            self.study.name, total=self.total, completed=0, status=self._status()
+        )
+
+    def stop(self) -> None:
+        if self.on_report in self.study._report_listeners:
+            self.study._report_listeners.remove(self.on_report)
+        if self._live is not None:
+            self._live.update(self._task, status=self._status(final=True))
+            self._live.stop()
+            self._live = None
+
+    # -- events --------------------------------------------------------------------------
+    def on_start(self, trial: Trial) -> None:
+        self.running, self.step = trial, None
+        self._refresh()
+
+    def on_report(self, trial: Trial, step: int, value: float) -> None:
+        self.step = step
+        self._refresh()
+
+    def on_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self.done += 1
+        self.running = None
+        if trial.duration is not None:
+            self.durations.append(trial.duration.total_seconds())
+        if (
+            trial.state is TrialState.COMPLETE
+            and trial.value is not None
+            and (
+                self.best is None
+                or self.best.value is None
+                or study.direction.better(trial.value, self.best.value)
+            )
+        ):
+            self.best = trial
+        if self.interactive:
+            self._refresh(advance=True)
+        else:
+            what = f"{trial.state.value}"
+            if trial.value is not None:
+                what += f" value={trial.value:.6g}"
+            if trial.state is TrialState.FAILED and trial.error:
+                what += f" ({trial.error[:120]})"
+            total = "?" if self.total is None else str(self.total)
+            print(
+                f"[hpo] trial {trial.number} {what} | {self.done}/{total} done | "
+                f"{self._best_text()} | {self._time_text()}",
+                file=self.stream,
+                flush=True,
+            )
+
+    # -- text ----------------------------------------------------------------------------
+    def _best_text(self) -> str:
+        if self.best is None or self.best.value is None:
+            return "best: -"
+        arrow = "max" if self.study.direction is Direction.MAXIMIZE else "min"
+        return f"best ({arrow}) {self.best.value:.6g} (#{self.best.number})"
+
+    def eta(self) -> float | None:
+        elapsed = time.monotonic() - self.t0
+        left = None
+        if self.total is not None and self.done:
+            left = (self.total - self.done) * (elapsed / self.done)
+        if self.timeout is not None:
+            t_left = max(self.timeout - elapsed, 0.0)
+            left = t_left if left is None else min(left, t_left)
+        return left
+
+    def _time_text(self) -> str:
+        elapsed = time.monotonic() - self.t0
+        return f"{format_duration(elapsed)} elapsed, ~{format_duration(self.eta())} left"
+
+    def _status(self, final: bool = False) -> str:
+        parts = []
+        if self.running is not None and not final:
+            run = f"trial #{self.running.number}"
+            if self.step is not None:
+                ep = f"/{self.epochs}" if self.epochs else ""
+                run += f" epoch {self.step + 1}{ep}"
+            parts.append(run)
+        parts.append(self._best_text())
+        parts.append(self._time_text())
+        return " · ".join(parts)
+
+    def _refresh(self, advance: bool = False) -> None:
+        if self._live is not None:
+            self._live.update(self._task, advance=1 if advance else 0, status=self._status())

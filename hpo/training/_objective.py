@@ -1,0 +1,136 @@
+"""An objective for a named space: its meta says which model, data set and budget to use.
+
+Rules of :func:`make_objective`:
+    * ``space_meta`` is a named space's meta (``hpo.load_space(...).meta``): ``model`` (a key of
+      ``hpo.models.MODELS``, required), ``dataset`` ("mnist", the default), ``metric``
+      ("val_accuracy", the default; nothing else is measured), ``budget`` with ``epochs``
+      (default 3) and ``max_train_images`` (null = all).
+    * A trial's own ``epochs`` param, when the space searches it, wins over the budget's.
+    * The data are loaded once per process and argument set (every objective made with the same
+      ``data_dir``, budget and seed shares one copy); the source is logged at INFO level on the
+      ``hpo.training`` logger the first time and kept in ``objective.data.source``.
+    * The objective pickles without its data (a Ray worker reloads them locally, once).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hpo.data import MnistData, load_mnist
+from hpo.exceptions import SpaceError
+from hpo.models import MODELS
+from hpo.models.params import get_int
+
+from ._config import DEFAULT_EPOCHS
+from ._loop import train_and_evaluate
+from ._protocol import TrialLike
+
+__all__ = ["DATASETS", "METRICS", "Objective", "make_objective"]
+
+logger = logging.getLogger("hpo.training")
+
+DATASETS: tuple[str, ...] = ("mnist",)
+METRICS: tuple[str, ...] = ("val_accuracy",)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(data_dir: str | None, max_train: int | None, seed: int) -> MnistData:
+    data = load_mnist(data_dir, max_train=max_train, seed=seed)
+    logger.info("data: %s", data.summary())
+    return data
+
+
+class Objective:
+    """``objective(trial) -> best validation accuracy``: trains ``model`` on the space's data."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        epochs: int,
+        max_train: int | None,
+        data_dir: str | None,
+        device: str | None,
+        seed: int,
+    ) -> None:
+        self.model = model
+        self.epochs = epochs
+        self.max_train = max_train
+        self.data_dir = data_dir
+        self.device = device
+        self.seed = seed
+
+    @property
+    def data(self) -> MnistData:
+        """The data set, loaded on first use and shared within the process."""
+        return _load(self.data_dir, self.max_train, self.seed)
+
+    def __call__(self, trial: TrialLike) -> float:
+        epochs = None if "epochs" in trial.params else self.epochs
+        return train_and_evaluate(
+            trial,
+            model=self.model,
+            data=self.data,
+            epochs=epochs,
+            device=self.device,
+            seed=self.seed,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Objective(model={self.model!r}, epochs={self.epochs}, max_train={self.max_train}, "
+            f"data_dir={self.data_dir!r}, device={self.device!r}, seed={self.seed})"
+        )
+
+
+def make_objective(
+    space_meta: Mapping[str, Any],
+    *,
+    data_dir: str | Path | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+) -> Objective:
+    """An objective for the space whose meta is ``space_meta``; loads the data now.
+
+    Args:
+        space_meta: The named space's meta: ``model``, ``dataset``, ``metric``, ``budget``.
+        data_dir: A folder of MNIST IDX files; default: cache, download, or embedded set.
+        device: Training device; default cuda when available, else cpu.
+        seed: Seed of the train/validation split and base seed of every trial's run.
+
+    Raises:
+        SpaceError: the meta names an unknown model, data set or metric, or a bad budget.
+        DataError: ``data_dir`` is unusable.
+    """
+    model = space_meta.get("model")
+    if model not in MODELS:
+        raise SpaceError(f"space meta 'model': must be one of {sorted(MODELS)}, got {model!r}.")
+    dataset = space_meta.get("dataset", "mnist")
+    if dataset not in DATASETS:
+        raise SpaceError(f"space meta 'dataset': must be one of {list(DATASETS)}, got {dataset!r}.")
+    metric = space_meta.get("metric", "val_accuracy")
+    if metric not in METRICS:
+        raise SpaceError(f"space meta 'metric': must be one of {list(METRICS)}, got {metric!r}.")
+    budget = space_meta.get("budget") or {}
+    if not isinstance(budget, Mapping):
+        raise SpaceError(f"space meta 'budget': must be a mapping, got {budget!r}.")
+    epochs = get_int(budget, "epochs", 1, 10000, DEFAULT_EPOCHS)
+    max_train = None
+    if budget.get("max_train_images") is not None:
+        max_train = get_int(budget, "max_train_images", 1, 10**9, 1)
+    objective = Objective(
+        str(model),
+        epochs=epochs,
+        max_train=max_train,
+        data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None,
+        device=str(device) if device is not None else None,
+        seed=seed,
+    )
+    objective.data  # noqa: B018 - load now, so errors and the source show before any trial
+    return objective

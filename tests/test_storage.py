@@ -1,0 +1,144 @@
+"""The store's contract, run against a SQLite file and the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+import sqlalchemy as sa
+
+import hpo
+from hpo.exceptions import DuplicatedStudyError, StorageError, StudyNotFoundError
+from hpo.storage import SQLStore
+from hpo.trial import Direction, TrialState
+
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def _study(store: SQLStore, name: str = "s") -> int:
+    rec = store.create_study(
+        name=name,
+        direction=Direction.MINIMIZE,
+        space=SPACE,
+        strategy="random",
+        strategy_options={},
+        seed=3,
+        meta={"model": "mlp"},
+    )
+    return rec.id
+
+
+def test_studies_create_get_list_delete(storage_url: str) -> None:
+    store = SQLStore(storage_url)
+    sid = _study(store, "a")
+    _study(store, "b")
+    rec = store.get_study("a")
+    assert (rec.id, rec.name, rec.direction, rec.seed) == (sid, "a", Direction.MINIMIZE, 3)
+    assert dict(rec.space) == SPACE and rec.meta["model"] == "mlp"
+    assert rec.created_at.tzinfo is not None
+    with pytest.raises(DuplicatedStudyError):
+        _study(store, "a")
+    assert [s.study.name for s in store.list_studies()] == ["a", "b"]
+    store.delete_study("a")
+    with pytest.raises(StudyNotFoundError, match="no study named 'a'.*Known studies: \\['b'\\]"):
+        store.get_study("a")
+    store.close()
+
+
+def test_trial_numbers_are_atomic_and_finished_trials_immutable(storage_url: str) -> None:
+    store = SQLStore(storage_url)
+    sid = _study(store)
+    t0 = store.add_trial(sid, 0, {"x": 0.5})
+    assert t0 is not None
+    assert store.add_trial(sid, 0, {"x": 0.7}) is None  # the number is taken
+    assert store.count_trials(sid) == 1
+    store.report(t0, 0, 0.9)
+    store.report(t0, 1, float("nan"))
+    store.report(t0, 0, 0.8)  # same step overwrites
+    store.set_trial_attrs(t0, user={"curve": [1.0, float("inf")]}, system={"host": "h"})
+    assert store.finish_trial(t0, TrialState.COMPLETE, value=0.25)
+    assert not store.finish_trial(t0, TrialState.FAILED, error="late")
+    with pytest.raises(StorageError, match="already finished"):
+        store.report(t0, 2, 0.1)
+    with pytest.raises(StorageError, match="already finished"):
+        store.set_trial_attrs(t0, user={"k": 1})
+    (t,) = store.get_trials(sid)
+    assert t.state is TrialState.COMPLETE and t.value == 0.25
+    assert t.intermediate[0] == 0.8 and math.isnan(t.intermediate[1])
+    assert t.user_attrs["curve"][1] == math.inf and t.system_attrs["host"] == "h"
+    assert t.finished_at is not None and t.started_at is not None
+    assert t.finished_at >= t.started_at
+    # snapshots: a record read before a write does not change
+    t1 = store.add_trial(sid, 1, {"x": 0.1})
+    assert t1 is not None
+    before = store.get_trials(sid, states=[TrialState.RUNNING])
+    store.finish_trial(t1, TrialState.FAILED, error="ValueError: boom")
+    assert before[0].state is TrialState.RUNNING
+    assert store.get_trials(sid, min_number=1)[0].error == "ValueError: boom"
+    summary = store.list_studies()[0]
+    assert summary.n_trials == 2 and summary.best_value == 0.25
+    assert summary.states[TrialState.FAILED] == 1
+    store.close()
+
+
+def test_stale_running_trials_are_failed_as_interrupted(storage_url: str) -> None:
+    store = SQLStore(storage_url)
+    sid = _study(store)
+    a = store.add_trial(sid, 0, {"x": 0.5})
+    assert a is not None
+    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)
+    assert store.fail_stale_trials(sid, future) == [0]
+    (t,) = store.get_trials(sid)
+    assert t.state is TrialState.FAILED and t.interrupted and "interrupted" in (t.error or "")
+    store.close()
+
+
+def test_schema_matches_migrations_and_reopens(storage_url: str) -> None:
+    """The Alembic migrations build exactly the tables the code uses; reopening is a no-op."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from hpo.storage._schema import metadata
+
+    store = SQLStore(storage_url)
+    with store._engine.connect() as conn:
+        ctx = MigrationContext.configure(conn)
+        diff = [d for d in compare_metadata(ctx, metadata) if d[0] != "remove_table"]
+        assert diff == []
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version_hpo")).scalar()
+    assert version == "0001"
+    store.close()
+    SQLStore(storage_url).close()  # opening a current store runs nothing and succeeds
+
+
+def test_a_store_from_a_newer_hpo_is_refused(sqlite_url: str) -> None:
+    SQLStore(sqlite_url).close()
+    eng = sa.create_engine(sqlite_url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version_hpo SET version_num = '9999'"))
+    eng.dispose()
+    with pytest.raises(StorageError, match="written by a newer hpo"):
+        SQLStore(sqlite_url)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("hpo.db", "is not a URL"),
+        ("mongodb://localhost/x", "scheme 'mongodb' is not supported"),
+        ("sqlite:////no/such/folder/hpo.db", "folder '/no/such/folder' does not exist"),
+        ("postgresql://postgres:secret@127.0.0.1:1/test", "cannot open the database"),
+    ],
+)
+def test_bad_storage_urls_get_one_clear_line(url: str, fragment: str) -> None:
+    with pytest.raises(StorageError) as e:
+        SQLStore(url)
+    assert fragment in str(e.value)
+    assert "secret" not in str(e.value)
+
+
+def test_in_memory_store_is_the_default() -> None:
+    study = hpo.create_study(space=SPACE, strategy="random")
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    assert study.storage_url == "sqlite://" and len(study.trials) == 3
