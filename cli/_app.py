@@ -65,22 +65,30 @@ def _setup_logging() -> None:
     root.propagate = False
 
 
+_INTERRUPTED = (
+    "interrupted: the running trial is marked failed (interrupted) and everything else is "
+    "saved; rerun the same command to resume."
+)
+
+
 def main() -> None:
     """Entry point of the ``hpo`` script: maps errors to one line and an exit code."""
     from hpo.cli import _commands  # noqa: F401 - registers the commands
 
     _setup_logging()
     try:
-        app(standalone_mode=False)
+        # Not standalone: our errors reach the handlers below. Typer then *returns* the code
+        # of an Exit (and turns Ctrl-C into Exit(130)) instead of exiting itself.
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            if rc == 130:
+                typer.echo(_INTERRUPTED, err=True)
+            sys.exit(rc)
     except HpoError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo(
-            "interrupted: the running trial is marked failed (interrupted) and everything "
-            "else is saved; rerun the same command to resume.",
-            err=True,
-        )
+        typer.echo(_INTERRUPTED, err=True)
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)

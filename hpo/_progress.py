@@ -22,7 +22,7 @@ __all__ = ["Progress", "format_duration"]
 def format_duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds:
         return "--:--"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
@@ -158,7 +158,7 @@ class Progress:
             run = f"trial #{self.running.number}"
             if self.step is not None:
                 ep = f"/{self.epochs}" if self.epochs else ""
-                run += f" epoch {self.step + 1}{ep}"
+                run += f" step {self.step}{ep}"
             parts.append(run)
         parts.append(self._best_text())
         parts.append(self._time_text())

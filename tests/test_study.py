@@ -159,6 +159,12 @@ def test_timeout_stops_the_loop() -> None:
     assert 2 <= len(study.trials) <= 12
 
 
+def _sigint_default() -> None:
+    # A process started in the background by a non-interactive shell (CI runners do this)
+    # inherits SIGINT as *ignored*, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 CTRL_C_SCRIPT = """
 import sys, time, hpo
 space = hpo.SearchSpace({"x": hpo.Float(0, 1)})
@@ -182,7 +188,10 @@ def test_ctrl_c_marks_the_running_trial_interrupted_and_the_study_resumes(
     script = tmp_path / "run.py"
     script.write_text(CTRL_C_SCRIPT)
     proc = subprocess.Popen(
-        [sys.executable, str(script), sqlite_url, "10"], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), sqlite_url, "10"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_default,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
