@@ -85,6 +85,17 @@ def run(
     progress: bool = typer.Option(
         True, "--progress/--no-progress", help="Show live progress (plain lines off a terminal)."
     ),
+    mlflow_uri: str = typer.Option(
+        None,
+        "--mlflow-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking server or store [default: sqlite:///mlflow.db here].",
+        show_default=False,
+    ),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Turn MLflow tracking off."),
+    mlflow_models: str = typer.Option(
+        "best", "--mlflow-models", help="Trained models to log to MLflow: best, all or none."
+    ),
 ) -> None:
     """Run (or resume) a study: search SPACE with STRATEGY and print the best trials."""
     import hpo
@@ -134,6 +145,12 @@ def run(
         if done:
             con.print(f"resuming: {done}/{total} trials already in the store")
         epochs = (meta.get("budget") or {}).get("epochs") if isinstance(meta, dict) else None
+        tracker = None
+        if not no_mlflow:
+            from hpo.tracking import MlflowTracker
+
+            tracker = MlflowTracker(mlflow_uri, log_models=mlflow_models)
+            study.observers.append(tracker)
         bar = Progress(study, total=total - done, timeout=timeout, epochs=epochs)
         start = time.monotonic()
         if progress:
@@ -145,7 +162,15 @@ def run(
         finally:
             if progress:
                 bar.stop()
+            if tracker is not None:
+                tracker.close(timeout=120)
         con.print(f"finished in {time.monotonic() - start:.1f} s")
+        if tracker is not None:
+            state = "tracked" if not tracker.failures else "tracking failed for some trials in"
+            con.print(
+                f"MLflow: {state} {tracker.uri} (experiment {study.name!r}); "
+                f"open it with: mlflow ui --backend-store-uri {tracker.uri}"
+            )
     _summary(study)
 
 
@@ -256,6 +281,31 @@ def best(
         print_json({"number": t.number, "value": t.value, "params": dict(t.params)})
         return
     typer.echo(best_yaml(s, t), nl=False)
+
+
+@app.command("mlflow-sync")
+def mlflow_sync(
+    study: str = typer.Argument(..., help="The study's name."),
+    storage: str = storage_option(),
+    mlflow_uri: str = typer.Option(
+        None,
+        "--mlflow-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking server or store [default: sqlite:///mlflow.db here].",
+        show_default=False,
+    ),
+) -> None:
+    """Log to MLflow every finished trial not tracked yet (safe to run again)."""
+    import hpo
+    from hpo.tracking import MlflowTracker
+
+    s = hpo.load_study(study, storage=resolve_storage(storage))
+    tracker = MlflowTracker(mlflow_uri, background=False)
+    try:
+        added, tracked = tracker.sync(s)
+    except Exception as e:
+        raise HpoError(f"cannot reach MLflow at {tracker.uri}: {str(e).splitlines()[0]}") from e
+    typer.echo(f"backfilled {added} trial(s); {tracked} were already tracked in {tracker.uri}")
 
 
 @app.command()

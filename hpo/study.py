@@ -33,6 +33,7 @@ from hpo.trial import Direction, FrozenTrial, TrialState
 from hpo.trial._trial import Trial, check_value
 
 __all__ = [
+    "Observer",
     "Pruner",
     "Study",
     "create_study",
@@ -51,6 +52,12 @@ class Pruner(Protocol):
     """Decides whether a running trial should stop early, from the store's history."""
 
     def should_prune(self, study: Study, trial: Trial) -> bool: ...
+
+
+class Observer(Protocol):
+    """Watches a study (the MLflow tracker is one). Failures are logged, never fatal."""
+
+    def on_trial_end(self, study: Study, frozen: FrozenTrial, trial: Trial | None) -> None: ...
 
 
 class Study:
@@ -84,6 +91,7 @@ class Study:
         self._hb_stop: threading.Event | None = None
         # Called as listener(trial, step, value) after each trial.report (progress display).
         self._report_listeners: list[Callable[[Trial, int, float], None]] = []
+        self.observers: list[Observer] = []
 
     # -- identity ------------------------------------------------------------------------
     @property
@@ -121,8 +129,19 @@ class Study:
         )
 
     # -- reading -------------------------------------------------------------------------
-    def get_trials(self, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
-        """All trials ordered by number (only ``states`` if given), read fresh from the store."""
+    def get_trials(
+        self, states: Sequence[TrialState] | None = None, *, cached: bool = False
+    ) -> list[FrozenTrial]:
+        """All trials ordered by number (only ``states`` if given), read fresh from the store.
+
+        ``cached=True`` reuses finished trials read before (their results never change, only
+        hpo's bookkeeping such as the MLflow run id may): what ``ask`` uses to stay fast.
+        """
+        if not cached:
+            out = self._store.get_trials(self._record.id)
+            if states is not None:
+                out = [t for t in out if t.state in set(states)]
+            return out
         with self._lock:
             first_open = 0
             while first_open in self._finished:
@@ -188,7 +207,7 @@ class Study:
         fixed = None if params is None else self.space.check_params(params)
         system = {"host": socket.gethostname(), "pid": os.getpid()}
         for _attempt in range(10_000):
-            history = self.get_trials()
+            history = self.get_trials(cached=True)
             number = len(history)
             if max_trials is not None:
                 counted = sum(1 for t in history if not t.interrupted)
@@ -252,7 +271,18 @@ class Study:
             self._running.discard(trial_id)
         if not ok:
             raise HpoError(f"trial {number} of study {self.name!r} has already finished.")
-        return self._read_trial(number)
+        frozen = self._read_trial(number)
+        self._notify(frozen, trial if isinstance(trial, Trial) else None)
+        return frozen
+
+    def _notify(self, frozen: FrozenTrial, trial: Trial | None) -> None:
+        # The trial is stored before any observer hears of it: an observer can fail (a
+        # tracking server down) without losing anything.
+        for obs in list(self.observers):
+            try:
+                obs.on_trial_end(self, frozen, trial)
+            except Exception as e:
+                log.warning("%s failed on trial %d: %s", type(obs).__name__, frozen.number, e)
 
     def _resolve(self, trial: Trial | int) -> tuple[int, int]:
         if isinstance(trial, Trial):
@@ -363,6 +393,8 @@ class Study:
             )
             with self._lock:
                 self._running.discard(trial.trial_id)
+            with contextlib.suppress(Exception, KeyboardInterrupt):
+                self._notify(self._read_trial(trial.number), trial)
             raise
         except StorageError:
             raise

@@ -15,7 +15,11 @@ import yaml
 HPO = [sys.executable, "-m", "hpo.cli"]
 
 
-def hpo(*args: str, cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+def hpo(
+    *args: str, cwd: Path, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    if args and args[0] == "run":  # MLflow is tested in test_tracking.py; keep these fast
+        args = (*args, "--no-mlflow")
     env = {**os.environ, "HPO_OFFLINE": "1", "PYTHONPATH": str(cwd)}
     proc = subprocess.run(
         [*HPO, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
@@ -25,7 +29,7 @@ def hpo(*args: str, cwd: Path, check: bool = True, timeout: float = 300) -> subp
     return proc
 
 
-OBJECTIVE = '''
+OBJECTIVE = """
 import time
 def quadratic(trial):
     if trial.params["x"] > 0.95:
@@ -36,7 +40,7 @@ def slow(trial):
     print("trial", trial.number, flush=True)
     time.sleep(0.2 if trial.number < 2 else 60)
     return trial.params["x"]
-'''
+"""
 
 SPACE = """
 description: toy space
@@ -56,8 +60,18 @@ def work(tmp_path: Path) -> Path:
 
 
 def test_run_show_best_studies_and_resume(work: Path) -> None:
-    out = hpo("run", "--space", "toy.yaml", "--objective", "myobj:quadratic",
-              "--strategy", "random", "--trials", "6", cwd=work)
+    out = hpo(
+        "run",
+        "--space",
+        "toy.yaml",
+        "--objective",
+        "myobj:quadratic",
+        "--strategy",
+        "random",
+        "--trials",
+        "6",
+        cwd=work,
+    )
     assert "toy-random" in out.stdout and "best trial" in out.stdout
     assert "[hpo] trial 5" in out.stderr  # plain progress lines off a terminal
     assert (work / "hpo.db").exists()  # the default store
@@ -66,13 +80,33 @@ def test_run_show_best_studies_and_resume(work: Path) -> None:
     values = [t["value"] for t in shown["trials"] if t["state"] == "complete"]
     assert values == sorted(values)  # best first
     # rerunning the same command with a larger budget resumes the study
-    out = hpo("run", "--space", "toy.yaml", "--objective", "myobj:quadratic",
-              "--strategy", "random", "--trials", "9", cwd=work)
+    out = hpo(
+        "run",
+        "--space",
+        "toy.yaml",
+        "--objective",
+        "myobj:quadratic",
+        "--strategy",
+        "random",
+        "--trials",
+        "9",
+        cwd=work,
+    )
     assert "resuming: 6/9" in out.stdout
     shown = json.loads(hpo("show", "toy-random", "--json", cwd=work).stdout)
     assert sorted(t["number"] for t in shown["trials"]) == list(range(9))
-    out = hpo("run", "--space", "toy.yaml", "--objective", "myobj:quadratic",
-              "--strategy", "random", "--trials", "9", cwd=work)
+    out = hpo(
+        "run",
+        "--space",
+        "toy.yaml",
+        "--objective",
+        "myobj:quadratic",
+        "--strategy",
+        "random",
+        "--trials",
+        "9",
+        cwd=work,
+    )
     assert "nothing to run" in out.stdout
     best = yaml.safe_load(hpo("best", "toy-random", cwd=work).stdout)
     assert set(best) <= {"x", "opt"}
@@ -85,8 +119,20 @@ def test_run_show_best_studies_and_resume(work: Path) -> None:
 
 
 def test_crashing_objective_fails_trials_not_the_run(work: Path) -> None:
-    hpo("run", "--space", "toy.yaml", "--objective", "myobj:quadratic",
-        "--strategy", "grid", "--trials", "20", "--study", "g", cwd=work)
+    hpo(
+        "run",
+        "--space",
+        "toy.yaml",
+        "--objective",
+        "myobj:quadratic",
+        "--strategy",
+        "grid",
+        "--trials",
+        "20",
+        "--study",
+        "g",
+        cwd=work,
+    )
     shown = json.loads(hpo("show", "g", "--json", cwd=work).stdout)
     failed = [t for t in shown["trials"] if t["state"] == "failed"]
     assert failed and all(t["params"]["x"] == 1.0 for t in failed)
@@ -99,13 +145,35 @@ def test_crashing_objective_fails_trials_not_the_run(work: Path) -> None:
     [
         (["run", "--space", "nope"], "unknown space 'nope': must be one of"),
         (["run", "--space", "broken.yaml"], "broken.yaml: broken YAML at line"),
-        (["run", "--space", "toy.yaml", "--strategy", "simulated-annealing",
-          "--objective", "myobj:quadratic"], "strategy must be one of"),
+        (
+            [
+                "run",
+                "--space",
+                "toy.yaml",
+                "--strategy",
+                "simulated-annealing",
+                "--objective",
+                "myobj:quadratic",
+            ],
+            "strategy must be one of",
+        ),
         (["run", "--space", "toy.yaml", "--objective", "myobj:nothere"], "has no function"),
-        (["run", "--space", "toy.yaml", "--objective", "myobj:quadratic",
-          "--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot open the database"),
-        (["run", "--space", "toy.yaml", "--objective", "myobj:quadratic",
-          "--storage", "hpo.db"], "is not a URL"),
+        (
+            [
+                "run",
+                "--space",
+                "toy.yaml",
+                "--objective",
+                "myobj:quadratic",
+                "--storage",
+                "postgresql://nobody@127.0.0.1:1/none",
+            ],
+            "cannot open the database",
+        ),
+        (
+            ["run", "--space", "toy.yaml", "--objective", "myobj:quadratic", "--storage", "hpo.db"],
+            "is not a URL",
+        ),
         (["show", "missing"], "no study named 'missing'"),
         (["run", "--space", "toy.yaml"], "names no `model`"),
     ],
@@ -120,11 +188,36 @@ def test_bad_input_is_one_line_and_exit_2(work: Path, args: list[str], fragment:
 
 
 def test_reusing_a_study_with_another_space_is_refused_and_loses_nothing(work: Path) -> None:
-    hpo("run", "--space", "toy.yaml", "--objective", "myobj:quadratic", "--strategy", "random",
-        "--trials", "3", "--study", "s", cwd=work)
+    hpo(
+        "run",
+        "--space",
+        "toy.yaml",
+        "--objective",
+        "myobj:quadratic",
+        "--strategy",
+        "random",
+        "--trials",
+        "3",
+        "--study",
+        "s",
+        cwd=work,
+    )
     (work / "other.yaml").write_text(SPACE.replace("high: 1.0", "high: 2.0"))
-    proc = hpo("run", "--space", "other.yaml", "--objective", "myobj:quadratic",
-               "--strategy", "random", "--trials", "5", "--study", "s", cwd=work, check=False)
+    proc = hpo(
+        "run",
+        "--space",
+        "other.yaml",
+        "--objective",
+        "myobj:quadratic",
+        "--strategy",
+        "random",
+        "--trials",
+        "5",
+        "--study",
+        "s",
+        cwd=work,
+        check=False,
+    )
     assert proc.returncode == 2 and "different space: parameter 'x' differs" in proc.stderr
     shown = json.loads(hpo("show", "s", "--json", cwd=work).stdout)
     assert len(shown["trials"]) == 3
@@ -149,9 +242,26 @@ def _sigint_default() -> None:
 def test_ctrl_c_exits_130_and_rerun_resumes(work: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(work)}
     proc = subprocess.Popen(
-        [*HPO, "run", "--space", "toy.yaml", "--objective", "myobj:slow", "--strategy", "random",
-         "--trials", "4", "--study", "c"],
-        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            *HPO,
+            "run",
+            "--space",
+            "toy.yaml",
+            "--objective",
+            "myobj:slow",
+            "--strategy",
+            "random",
+            "--trials",
+            "4",
+            "--study",
+            "c",
+            "--no-mlflow",
+        ],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
         preexec_fn=_sigint_default,
     )
     assert proc.stdout is not None
@@ -165,8 +275,20 @@ def test_ctrl_c_exits_130_and_rerun_resumes(work: Path) -> None:
     states = {t["number"]: t["state"] for t in shown["trials"]}
     assert states == {0: "complete", 1: "complete", 2: "failed"}
     (work / "myobj.py").write_text(OBJECTIVE.replace("else 60", "else 0.1"))
-    out = hpo("run", "--space", "toy.yaml", "--objective", "myobj:slow", "--strategy", "random",
-              "--trials", "4", "--study", "c", cwd=work)
+    out = hpo(
+        "run",
+        "--space",
+        "toy.yaml",
+        "--objective",
+        "myobj:slow",
+        "--strategy",
+        "random",
+        "--trials",
+        "4",
+        "--study",
+        "c",
+        cwd=work,
+    )
     assert "resuming: 2/4" in out.stdout
     shown = json.loads(hpo("show", "c", "--json", cwd=work).stdout)
     assert sum(t["state"] == "complete" for t in shown["trials"]) == 4
@@ -179,8 +301,18 @@ def test_run_a_named_model_space_end_to_end(work: Path) -> None:
     )
     space["budget"] = {"epochs": 1, "max_train_images": 600}
     (work / "tiny_mlp.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
-    out = hpo("run", "--space", "tiny_mlp.yaml", "--strategy", "random", "--trials", "2",
-              "--device", "cpu", cwd=work)
+    out = hpo(
+        "run",
+        "--space",
+        "tiny_mlp.yaml",
+        "--strategy",
+        "random",
+        "--trials",
+        "2",
+        "--device",
+        "cpu",
+        cwd=work,
+    )
     assert "embedded" in out.stdout.lower()  # the data source is named
     shown = json.loads(hpo("show", "tiny_mlp-random", "--json", cwd=work).stdout)
     assert len(shown["trials"]) == 2
@@ -189,5 +321,3 @@ def test_run_a_named_model_space_end_to_end(work: Path) -> None:
             assert 0.0 <= t["value"] <= 1.0
             assert list(t["intermediate"]) == ["1"]  # validation accuracy after epoch 1
             assert t["user_attrs"]["n_params"] > 0
-
-

@@ -143,7 +143,7 @@ def test_half_a_test_pair_or_mismatched_counts_is_an_error(
         load_mnist(folder)
     (folder / "t10k-images-idx3-ubyte").unlink()
     write_idx(folder / "train-labels-idx1-ubyte", np.zeros(7, dtype=np.uint8))
-    with pytest.raises(DataError, match="holds 400 images but .* 7 labels"):
+    with pytest.raises(DataError, match=r"holds 400 images but .* 7 labels"):
         load_mnist(folder)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import hpo.models as models
 import pytest
 import torch
-from hpo.models import ACTIVATIONS, MODELS, WEIGHT_INITS, build_model
 from torch import nn
 
+from hpo import models
 from hpo.exceptions import SpaceError
+
+ACTIVATIONS, MODELS, WEIGHT_INITS = models.ACTIVATIONS, models.MODELS, models.WEIGHT_INITS
+build_model = models.build_model
 
 SHAPE = (1, 28, 28)
 

@@ -79,7 +79,7 @@ def read_idx(path: str | Path, *, expect_magic: int | None = None) -> np.ndarray
             f"the file holds {len(data) - header:,}."
         )
     values = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
-    return values.astype(dtype.newbyteorder("="), copy=False)
+    return values.astype(dtype.newbyteorder("="))  # a writable copy in native byte order
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:

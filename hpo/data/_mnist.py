@@ -131,7 +131,7 @@ def _embedded() -> tuple[np.ndarray, np.ndarray]:
 
 def _images(x: np.ndarray) -> Tensor:
     # (N, H, W) uint8 -> (N, 1, H, W) float32 in [0, 1]
-    return torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(1).float().div_(255.0)
+    return torch.from_numpy(np.array(x, dtype=np.float32)).unsqueeze(1).div_(255.0)
 
 
 def _counts(n_train: int, test: tuple[np.ndarray, np.ndarray] | None) -> str:

@@ -134,6 +134,12 @@ class Store(abc.ABC):
         """Merge attributes into the trial's user or system attributes."""
 
     @abc.abstractmethod
+    def annotate_trial(self, trial_id: int, system: Mapping[str, Any]) -> None:
+        """Merge hpo's own bookkeeping (e.g. the MLflow run id) into a trial's system
+        attributes, finished or not. Results (state, value, params, intermediate values,
+        user attributes) stay immutable once finished."""
+
+    @abc.abstractmethod
     def heartbeat(self, trial_ids: Sequence[int]) -> None:
         """Tell the store that these running trials are still alive."""
 

@@ -394,6 +394,19 @@ class SQLStore(Store):
             if values:
                 conn.execute(trials.update().where(trials.c.id == trial_id).values(**values))
 
+    def annotate_trial(self, trial_id: int, system: Mapping[str, Any]) -> None:
+        with self._tx("annotate a trial", write=True) as conn:
+            row = conn.execute(
+                sa.select(trials.c.system_attrs).where(trials.c.id == trial_id)
+            ).first()
+            if row is None:
+                raise StorageError(f"cannot annotate: trial id {trial_id} does not exist.")
+            conn.execute(
+                trials.update()
+                .where(trials.c.id == trial_id)
+                .values(system_attrs={**(row[0] or {}), **system})
+            )
+
     def heartbeat(self, trial_ids: Sequence[int]) -> None:
         if not trial_ids:
             return

@@ -32,6 +32,7 @@ class Trial:
         self.params: Mapping[str, Any] = MappingProxyType(dict(params))
         self._intermediate: dict[int, float] = {}
         self._user_attrs: dict[str, Any] = {}
+        self.artifacts: dict[str, Any] = {}
 
     @property
     def study(self) -> Study:
@@ -79,6 +80,11 @@ class Trial:
             raise HpoError(f"trial.set_user_attr: key must be a string, got {key!r}.")
         self._user_attrs[key] = value
         self._study._store.set_trial_attrs(self._id, user={key: value})
+
+    def attach(self, name: str, obj: Any) -> None:
+        """Keep an object with the live trial for observers (e.g. the trained model, which the
+        MLflow tracker logs as an artifact). Kept in memory only, never in the store."""
+        self.artifacts[name] = obj
 
     def set_system_attrs(self, attrs: Mapping[str, Any]) -> None:
         """hpo's own bookkeeping (host, device, MLflow run id); not for objectives."""

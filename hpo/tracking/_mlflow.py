@@ -1,0 +1,407 @@
+"""MlflowTracker: every study an MLflow experiment, every trial a nested run.
+
+What lands in MLflow
+    * experiment = the study's name; one parent run per study (tag ``hpo.kind=study``);
+    * one nested run per finished trial (``trial-<n>``): all params; per-epoch metrics with
+      their step (the objective's reported values, and every list-of-numbers user attribute
+      such as ``train_loss``, ``val_accuracy``, ``epoch_time``); the final ``value``;
+      ``duration_s``; tags ``hpo.study``, ``hpo.trial``, ``hpo.strategy``, ``hpo.state``,
+      ``hpo.device``, ``hpo.host`` and, for failed or pruned trials, ``hpo.error``. The run's
+      status is FINISHED (complete), KILLED (pruned) or FAILED (failed);
+    * the trained model of the best trial so far (``log_models="best"``; ``"all"`` logs every
+      trial's, ``"none"`` none) as an MLflow model at ``runs:/<run_id>/model``, which
+      ``mlflow.pytorch.load_model`` opens. The objective hands the model over with
+      ``trial.attach("model", net)`` and a small input batch with
+      ``trial.attach("input_example", x[:2])`` (the built-in training loop does both): the
+      model is then saved in MLflow's "pt2" format (``torch.export``, batch size dynamic),
+      otherwise as a pickle.
+
+Rules
+    * The hpo store stays the source of truth. Each tracked trial records its run id in its
+      system attributes (``mlflow_run_id``).
+    * Tracking never loses or stalls a trial: runs are logged by a background thread after the
+      trial is stored, with a short HTTP timeout and no long retries. If tracking fails, one
+      warning says so; ``hpo mlflow-sync STUDY`` (:meth:`MlflowTracker.sync`) backfills every
+      trial not yet tracked, and running it twice creates no duplicates (runs are found by
+      their ``hpo.study``/``hpo.trial`` tags before any is created).
+    * All logging for a trial is batched: create run, one ``log_batch`` (chunked at MLflow's
+      limits), terminate — three calls, whatever the number of epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from hpo.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from hpo.study import Study
+    from hpo.trial._trial import Trial
+
+__all__ = ["MlflowTracker", "resolve_tracking_uri"]
+
+log = logging.getLogger("hpo.tracking")
+
+_STATUS = {
+    TrialState.COMPLETE: "FINISHED",
+    TrialState.PRUNED: "KILLED",
+    TrialState.FAILED: "FAILED",
+}
+_LOG_MODELS = ("best", "all", "none")
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else a local store in the working directory."""
+    if uri:
+        return uri
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{os.path.abspath('mlflow.db')}"
+
+
+def _ms(t: Any) -> int | None:
+    return None if t is None else int(t.timestamp() * 1000)
+
+
+class MlflowTracker:
+    """Mirror a study's trials to MLflow (see the module docstring for the mapping).
+
+    Args:
+        tracking_uri: Where to log; see :func:`resolve_tracking_uri`.
+        log_models: ``"best"`` (default), ``"all"`` or ``"none"``.
+        timeout: Seconds one HTTP request to a tracking server may take.
+        background: Log from a background thread (default). ``False`` logs inline (tests,
+            ``sync``).
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        *,
+        log_models: str = "best",
+        timeout: float = 10.0,
+        background: bool = True,
+    ) -> None:
+        from hpo.exceptions import HpoError
+
+        if log_models not in _LOG_MODELS:
+            raise HpoError(f"log_models must be one of {list(_LOG_MODELS)}, got {log_models!r}.")
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self.log_models = log_models
+        self.timeout = timeout
+        self.background = background
+        self._client: Any = None
+        self._experiments: dict[str, str] = {}
+        self._parents: dict[str, str] = {}
+        self._best: dict[str, float] = {}
+        self._warned = False
+        self._queue: queue.Queue[tuple[Study, FrozenTrial, Any] | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.failures = 0
+
+    # -- plumbing ------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            # Fail fast on a dead server instead of MLflow's default minutes of retries.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.timeout)))
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+            from mlflow.tracking import MlflowClient
+
+            # MLflow's own chatter (table creation, pip-requirement notes) is not our user's.
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            logging.getLogger("mlflow.utils.requirements_utils").setLevel(logging.ERROR)
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def _experiment_id(self, name: str) -> str:
+        if name in self._experiments:
+            return self._experiments[name]
+        exp = self.client.get_experiment_by_name(name)
+        if exp is None:
+            try:
+                eid = self.client.create_experiment(name, tags={"hpo.study": name})
+            except Exception:
+                exp = self.client.get_experiment_by_name(name)  # made by another process
+                if exp is None:
+                    raise
+                eid = exp.experiment_id
+        else:
+            eid = exp.experiment_id
+        self._experiments[name] = eid
+        return eid
+
+    def _find_runs(self, eid: str, filter_string: str) -> list[Any]:
+        return list(
+            self.client.search_runs(
+                [eid], filter_string=filter_string, max_results=1000, order_by=["start_time ASC"]
+            )
+        )
+
+    def _parent_run(self, study: Study) -> str:
+        name = study.name
+        if name in self._parents:
+            return self._parents[name]
+        eid = self._experiment_id(name)
+        flt = f"tags.`hpo.kind` = 'study' and tags.`hpo.study` = '{name}'"
+        runs = self._find_runs(eid, flt)
+        if not runs:
+            rec = study.record
+            self.client.create_run(
+                eid,
+                start_time=_ms(rec.created_at),
+                run_name=name,
+                tags={
+                    "hpo.kind": "study",
+                    "hpo.study": name,
+                    "hpo.strategy": rec.strategy,
+                    "hpo.direction": rec.direction.value,
+                    "hpo.storage": _mask(study.storage_url),
+                },
+            )
+            # Two processes may both have created one: all agree on the earliest.
+            runs = self._find_runs(eid, flt)
+            for extra in runs[1:]:
+                if extra.info.lifecycle_stage == "active":
+                    try:
+                        self.client.delete_run(extra.info.run_id)
+                    except Exception as e:
+                        log.debug("could not delete duplicate parent run: %s", e)
+        run_id = str(runs[0].info.run_id)
+        self._parents[name] = run_id
+        return run_id
+
+    # -- observer ------------------------------------------------------------------------
+    def on_trial_end(self, study: Study, frozen: FrozenTrial, trial: Trial | None) -> None:
+        model = None
+        if trial is not None and self.log_models != "none" and "model" in trial.artifacts:
+            model = (trial.artifacts["model"], trial.artifacts.get("input_example"))
+        if self.background:
+            self._ensure_worker()
+            self._queue.put((study, frozen, model))
+        else:
+            self._log_safely(study, frozen, model)
+
+    def _ensure_worker(self) -> None:
+        with self._lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="hpo-mlflow", daemon=True)
+                self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._log_safely(*item)
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait (at most ``timeout`` s) until every queued trial is logged. True when done."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Flush, then stop the background thread."""
+        done = self.flush(timeout)
+        if not done:
+            log.warning(
+                "MLflow tracking did not finish within %.0f s; run `hpo mlflow-sync` later to "
+                "backfill the trials it missed",
+                timeout,
+            )
+        if self._worker is not None and self._worker.is_alive():
+            self._queue.put(None)
+            self._worker.join(timeout=5)
+        self._worker = None
+
+    def _log_safely(self, study: Study, frozen: FrozenTrial, model: Any) -> None:
+        try:
+            self.log_trial(study, frozen, model)
+        except Exception as e:
+            self.failures += 1
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "MLflow tracking failed (%s: %s); trials are still stored. Backfill later "
+                    "with: hpo mlflow-sync %s",
+                    type(e).__name__,
+                    str(e).splitlines()[0][:200] if str(e) else "",
+                    study.name,
+                )
+            else:
+                log.debug("MLflow tracking failed again: %s", e)
+
+    # -- logging one trial -----------------------------------------------------------------
+    def log_trial(self, study: Study, frozen: FrozenTrial, model: Any = None) -> str:
+        """Log one finished trial as a nested run; returns its run id. Raises on failure."""
+        from mlflow.entities import Metric, Param
+
+        if frozen.state is TrialState.RUNNING:
+            raise ValueError("only finished trials are tracked")
+        eid = self._experiment_id(study.name)
+        parent = self._parent_run(study)
+        tags = self._tags(study, frozen, parent)
+        run = self.client.create_run(
+            eid, start_time=_ms(frozen.started_at), run_name=f"trial-{frozen.number}", tags=tags
+        )
+        run_id = str(run.info.run_id)
+        now = _ms(frozen.finished_at) or int(time.time() * 1000)
+        metrics = [Metric(k, v, now, step) for k, v, step in self._metrics(study, frozen)]
+        params = [Param(k, str(v)[:6000]) for k, v in frozen.params.items()]
+        for i in range(0, max(len(metrics), len(params), 1), 1000):
+            self.client.log_batch(
+                run_id,
+                metrics=metrics[i : i + 1000],
+                params=params[i : i + 100] if i == 0 else [],
+                tags=[],
+            )
+        if len(params) > 100:
+            for j in range(100, len(params), 100):
+                self.client.log_batch(run_id, params=params[j : j + 100])
+        if model is not None and self._wants_model(study, frozen):
+            self._log_model(run_id, model)
+        self.client.set_terminated(run_id, status=_STATUS[frozen.state], end_time=now)
+        trial_id = frozen.system_attrs.get("trial_id")
+        if trial_id is not None:
+            study.store.annotate_trial(int(trial_id), {"mlflow_run_id": run_id})
+        return run_id
+
+    def _tags(self, study: Study, frozen: FrozenTrial, parent: str) -> dict[str, str]:
+        tags = {
+            "mlflow.parentRunId": parent,
+            "hpo.kind": "trial",
+            "hpo.study": study.name,
+            "hpo.trial": str(frozen.number),
+            "hpo.strategy": study.record.strategy,
+            "hpo.state": frozen.state.value,
+            "hpo.host": str(frozen.system_attrs.get("host", "")),
+            "hpo.device": str(
+                frozen.user_attrs.get("device", frozen.system_attrs.get("device", "cpu"))
+            ),
+        }
+        if frozen.error:
+            tags["hpo.error"] = frozen.error[:5000]
+        if frozen.state is TrialState.PRUNED:
+            step = frozen.last_step
+            tags["hpo.error"] = f"pruned at step {step}" if step is not None else "pruned"
+        return tags
+
+    @staticmethod
+    def _metrics(study: Study, frozen: FrozenTrial) -> list[tuple[str, float, int]]:
+        out: list[tuple[str, float, int]] = []
+        name = str(study.meta.get("metric") or "intermediate")
+        reported = name if name not in frozen.user_attrs else f"{name}_reported"
+        for step, v in frozen.intermediate.items():
+            out.append((reported, float(v), int(step)))
+        for key, val in frozen.user_attrs.items():
+            if (
+                isinstance(val, list)
+                and val
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in val)
+            ):
+                out.extend((key, float(x), i + 1) for i, x in enumerate(val))
+            elif isinstance(val, (int, float)) and not isinstance(val, bool):
+                out.append((key, float(val), 0))
+        if frozen.value is not None:
+            out.append(("value", float(frozen.value), 0))
+        if frozen.duration is not None:
+            out.append(("duration_s", frozen.duration.total_seconds(), 0))
+        return out
+
+    def _wants_model(self, study: Study, frozen: FrozenTrial) -> bool:
+        if self.log_models == "all":
+            return True
+        if self.log_models != "best" or frozen.state is not TrialState.COMPLETE:
+            return False
+        assert frozen.value is not None
+        try:
+            best = study.best_trial
+        except Exception:
+            return False
+        return best.number == frozen.number
+
+    def _log_model(self, run_id: str, model: Any) -> None:
+        """Save as MLflow's "pt2" (torch.export, needs an input example; loads without
+        unpickling code), else as a pickle."""
+        import mlflow.pytorch
+
+        net, example = model if isinstance(model, tuple) else (model, None)
+        tmp = tempfile.mkdtemp(prefix="hpo-model-")
+        try:
+            path = os.path.join(tmp, "model")
+            net = net.to("cpu").eval() if hasattr(net, "to") else net
+            try:
+                if example is None:
+                    raise ValueError("no input example")
+                if hasattr(example, "detach"):  # MLflow infers a TensorSpec from numpy only
+                    example = example.detach().cpu().numpy()
+                mlflow.pytorch.save_model(
+                    net, path, serialization_format="pt2", input_example=example
+                )
+            except Exception as e:
+                log.debug("pt2 export failed (%s); saving the model as a pickle", e)
+                shutil.rmtree(path, ignore_errors=True)
+                mlflow.pytorch.save_model(net, path, serialization_format="pickle")
+            self.client.log_artifacts(run_id, path, artifact_path="model")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- backfill ------------------------------------------------------------------------
+    def sync(self, study: Study) -> tuple[int, int]:
+        """Log every finished trial that has no MLflow run yet.
+
+        Returns ``(backfilled, already_tracked)``. Idempotent: a trial whose run exists (found
+        by tags, even if its run id never reached the store) is not logged again.
+        """
+        eid = self._experiment_id(study.name)
+        existing: dict[int, Any] = {}
+        for run in self._find_runs(
+            eid, f"tags.`hpo.kind` = 'trial' and tags.`hpo.study` = '{study.name}'"
+        ):
+            if run.info.lifecycle_stage != "active":
+                continue
+            number = int(run.data.tags.get("hpo.trial", -1))
+            complete = run.info.status in ("FINISHED", "KILLED", "FAILED")
+            if complete and number not in existing:
+                existing[number] = run
+            elif not complete:
+                self.client.delete_run(run.info.run_id)  # a half-logged run: redo it
+        added = tracked = 0
+        for t in study.trials:
+            if t.state is TrialState.RUNNING:
+                continue
+            if t.number in existing:
+                tracked += 1
+                run_id = existing[t.number].info.run_id
+                if t.system_attrs.get("mlflow_run_id") != run_id:
+                    study.store.annotate_trial(
+                        int(t.system_attrs["trial_id"]), {"mlflow_run_id": run_id}
+                    )
+                continue
+            self.log_trial(study, t)
+            added += 1
+        return added, tracked
+
+
+def _mask(url: str) -> str:
+    from hpo.storage import mask_url
+
+    return mask_url(url)

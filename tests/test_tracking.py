@@ -1,0 +1,307 @@
+"""MLflow tracking against a real `mlflow server` process and the default local store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hpo
+from hpo.tracking import MlflowTracker
+from hpo.trial import TrialState
+
+SPACE = hpo.SearchSpace({"x": hpo.Float(0.0, 1.0), "act": hpo.Categorical(["relu", "tanh"])})
+
+
+def objective(trial: hpo.Trial) -> float:
+    torch.manual_seed(trial.number)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    for epoch in range(1, 4):
+        trial.report(trial.params["x"] * epoch, epoch)
+    trial.set_user_attr("train_loss", [1.0, 0.5, 0.25])
+    trial.set_user_attr("device", "cpu")
+    trial.attach("model", net)
+    trial.attach("input_example", torch.zeros(2, 1, 2, 2))
+    if trial.number == 1:
+        raise RuntimeError("boom")
+    if trial.number == 2:
+        raise hpo.TrialPruned()
+    return trial.params["x"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A real `mlflow server` on a loopback port, restartable on the same port and store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{self.root}/mlflow.db",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+            if self.proc.poll() is not None:
+                break
+        raise RuntimeError(
+            f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("mlflow"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _runs(uri: str, study: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(study)
+    assert exp is not None
+    return list(client.search_runs([exp.experiment_id], max_results=1000))
+
+
+def test_study_and_trials_land_in_the_tracking_server(server: Server, sqlite_url: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    study = hpo.create_study(
+        space=SPACE,
+        strategy="random",
+        storage=sqlite_url,
+        name="tracked",
+        meta={"metric": "val_accuracy"},
+    )
+    tracker = MlflowTracker(server.url)
+    study.observers.append(tracker)
+    study.optimize(objective, n_trials=5)
+    tracker.close()
+    assert tracker.failures == 0
+    runs = _runs(server.url, "tracked")
+    parents = [r for r in runs if r.data.tags.get("hpo.kind") == "study"]
+    trials = {
+        int(r.data.tags["hpo.trial"]): r for r in runs if r.data.tags.get("hpo.kind") == "trial"
+    }
+    assert len(parents) == 1 and sorted(trials) == [0, 1, 2, 3, 4]
+    client = MlflowClient(server.url)
+    for t in study.trials:
+        run = trials[t.number]
+        assert t.system_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["hpo.state"] == t.state.value
+        assert run.data.tags["hpo.strategy"] == "random" and run.data.tags["hpo.device"] == "cpu"
+        assert run.data.tags["hpo.host"] == socket.gethostname()
+        assert run.data.params == {k: str(v) for k, v in t.params.items()}
+        hist = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [(m.step, m.value) for m in hist] == sorted(t.intermediate.items())
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [
+            1,
+            2,
+            3,
+        ]
+    assert (
+        trials[1].info.status == "FAILED"
+        and trials[1].data.tags["hpo.error"] == "RuntimeError: boom"
+    )
+    assert trials[2].info.status == "KILLED" and "pruned" in trials[2].data.tags["hpo.error"]
+    assert trials[0].info.status == "FINISHED" and "value" in trials[0].data.metrics
+    # the best trial's model opens with mlflow.pytorch.load_model and runs on any batch size
+    import mlflow.pytorch
+
+    best = study.best_trial
+    os.environ["MLFLOW_TRACKING_URI"] = server.url
+    try:
+        model = mlflow.pytorch.load_model(f"runs:/{best.system_attrs['mlflow_run_id']}/model")
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    assert model(torch.ones(5, 1, 2, 2)).shape == (5, 3)
+
+
+def test_server_down_loses_nothing_and_sync_backfills(
+    tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    srv = Server(tmp_path)
+    srv.start()
+    try:
+        study = hpo.create_study(space=SPACE, strategy="random", storage=sqlite_url, name="down")
+        tracker = MlflowTracker(srv.url, timeout=3)
+        study.observers.append(tracker)
+        study.optimize(lambda t: t.params["x"], n_trials=3)
+        assert tracker.flush(60)
+        srv.stop()  # the tracking server dies mid-study
+        caplog.set_level(logging.WARNING, logger="hpo.tracking")
+        start = time.monotonic()
+        study.optimize(lambda t: t.params["x"], n_trials=4)
+        assert time.monotonic() - start < 5  # trials never wait for tracking
+        tracker.close(timeout=60)
+        assert len(study.trials) == 7
+        assert all(t.state is TrialState.COMPLETE for t in study.trials)
+        warnings = [r for r in caplog.records if "MLflow tracking failed" in r.getMessage()]
+        assert len(warnings) == 1 and "hpo mlflow-sync down" in warnings[0].getMessage()
+        untracked = [t.number for t in study.trials if "mlflow_run_id" not in t.system_attrs]
+        assert untracked == [3, 4, 5, 6]
+        srv.start()
+        env = {**os.environ, "MLFLOW_TRACKING_URI": srv.url}
+        for expected in ("backfilled 4 trial(s); 3 were already", "backfilled 0 trial(s); 7 were"):
+            out = subprocess.run(
+                [sys.executable, "-m", "hpo.cli", "mlflow-sync", "down", "--storage", sqlite_url],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+            assert out.returncode == 0, out.stderr
+            assert expected in out.stdout
+        runs = [r for r in _runs(srv.url, "down") if r.data.tags.get("hpo.kind") == "trial"]
+        assert sorted(int(r.data.tags["hpo.trial"]) for r in runs) == list(range(7))
+        study = hpo.load_study("down", storage=sqlite_url)
+        assert all("mlflow_run_id" in t.system_attrs for t in study.trials)
+    finally:
+        srv.stop()
+
+
+WORKER = """
+import sys, hpo
+from hpo.tracking import MlflowTracker
+space = hpo.SearchSpace({"x": hpo.Float(0.0, 1.0)})
+study = hpo.create_study(space=space, strategy="random", storage=sys.argv[1], name=sys.argv[3],
+                         load_if_exists=True)
+tracker = MlflowTracker(sys.argv[2])
+study.observers.append(tracker)
+study.optimize(lambda t: t.params["x"], n_trials=6)
+tracker.close()
+assert tracker.failures == 0, tracker.failures
+"""
+
+
+def test_many_processes_log_into_one_experiment(
+    server: Server, tmp_path: Path, storage_url: str
+) -> None:
+    script = tmp_path / "w.py"
+    script.write_text(WORKER)
+    name = f"multi-{storage_url.split(':')[0]}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), storage_url, server.url, name],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    runs = _runs(server.url, name)
+    trials = sorted(
+        int(r.data.tags["hpo.trial"]) for r in runs if r.data.tags["hpo.kind"] == "trial"
+    )
+    assert trials == list(range(18))
+    parents = {
+        r.data.tags["mlflow.parentRunId"] for r in runs if r.data.tags["hpo.kind"] == "trial"
+    }
+    active_parents = [r for r in runs if r.data.tags["hpo.kind"] == "study"]
+    assert len(active_parents) == 1 and parents == {active_parents[0].info.run_id}
+
+
+def test_default_local_store_from_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "toy.yaml").write_text("params:\n  x: {type: float, low: 0, high: 1}\n")
+    (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpo.cli",
+            "run",
+            "--space",
+            "toy.yaml",
+            "--objective",
+            "obj:f",
+            "--strategy",
+            "random",
+            "--trials",
+            "3",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runs = [r for r in _runs(uri, "toy-random") if r.data.tags.get("hpo.kind") == "trial"]
+    assert len(runs) == 3
+    shown = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "hpo.cli", "show", "toy-random", "--json"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+    )
+    assert {t["system_attrs"]["mlflow_run_id"] for t in shown["trials"]} == {
+        r.info.run_id for r in runs
+    }
+    assert np.isfinite([t["value"] for t in shown["trials"]]).all()
