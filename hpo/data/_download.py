@@ -7,7 +7,8 @@ Rules:
     * Before downloading, each mirror's host must accept a TCP connection within a shared
       deadline of ``PROBE_SECONDS`` (name lookup included, in a helper thread, because a name
       lookup cannot be given a timeout); so a machine without network gives up in at most that
-      long, logs why at INFO level, and the caller falls back to another source.
+      long, logs one line saying why at INFO level (each mirror's reason at DEBUG), and the
+      caller falls back to another source.
     * A file lands in the cache only after its MD5 matches the published one (the digests
       torchvision pins); a partial or corrupt download is deleted, never left half-written.
 """
@@ -114,13 +115,16 @@ def download_mnist(cache_dir: Path, *, probe_seconds: float = PROBE_SECONDS) -> 
         logger.info("MNIST download skipped: HPO_OFFLINE is set.")
         return None
     deadline = time.monotonic() + probe_seconds
+    reasons: list[str] = []
     for mirror in MIRRORS:
         left = deadline - time.monotonic()
         if left <= 0:
-            break
+            reasons.append(f"{mirror}: no time left of the {probe_seconds:.1f} s probe budget")
+            continue
         reason = _reachable(mirror, left)
         if reason is not None:
-            logger.info("MNIST download: mirror %s skipped: %s.", mirror, reason)
+            logger.debug("MNIST download: mirror %s skipped: %s.", mirror, reason)
+            reasons.append(reason)
             continue
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
@@ -130,8 +134,9 @@ def download_mnist(cache_dir: Path, *, probe_seconds: float = PROBE_SECONDS) -> 
                     logger.info("MNIST download: fetching %s%s", mirror, name)
                     _fetch(mirror + name, dest, md5)
         except (OSError, urllib.error.URLError) as e:
-            logger.info("MNIST download from %s failed: %s.", mirror, e)
+            logger.debug("MNIST download from %s failed: %s.", mirror, e)
+            reasons.append(f"{mirror}: {e}")
             continue
         return mirror
-    logger.info("MNIST download skipped: no mirror could be used.")
+    logger.info("MNIST download skipped: %s.", reasons[0] if reasons else "no mirror configured")
     return None

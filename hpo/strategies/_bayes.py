@@ -9,8 +9,10 @@ How a proposal is made, from the study's history alone:
    ones through their unit transform — log ranges in log space — categoricals as their index,
    compared by Hamming distance). Inactive conditional parameters take a fixed filler value,
    so two trials differing only in inactive parameters are the same point. Values are
-   standardised (negated to maximise). Pruned trials count with their last reported value
-   (pessimistic: they were stopped for looking bad); failed trials (not interrupted ones)
+   standardised (negated to maximise) and power-transformed (Yeo-Johnson), so the region
+   near the best values is not squeezed flat by a few bad trials. Pruned trials count with
+   their last reported value (pessimistic: they were stopped for looking bad); failed trials
+   (not interrupted ones)
    count as the worst value seen, which steers the search away from regions that crash or
    diverge.
 3. **Model.** A GP with a Matérn-5/2 ARD kernel, hyper-parameters fitted by MAP
@@ -19,10 +21,12 @@ How a proposal is made, from the study's history alone:
    posterior mean, but no better than the average value so far (a "kriging believer" kept
    from optimism), so the expected improvement at and near a running trial's point collapses
    and parallel workers spread out instead of all proposing the same point.
-5. **Acquisition.** log expected improvement, maximised over ``n_candidates`` points (half
-   uniform, half perturbations of the best points), then refined by L-BFGS-B over the active
-   numeric coordinates of the best few. A proposal equal to an earlier trial's params is
-   skipped in favour of the next best.
+5. **Acquisition.** log expected improvement, scored on ``n_candidates`` uniform points,
+   then maximised by local searches started from the best candidate, from others drawn in
+   proportion to their expected improvement, and from the two best points observed:
+   preconditioned L-BFGS-B over the active numeric coordinates, and for the winner a sweep of
+   each categorical over its choices. A proposal equal to an
+   earlier trial's params is skipped in favour of the next best.
 """
 
 from __future__ import annotations
@@ -96,31 +100,69 @@ class _Codec:
         return params, self.encode(params)
 
 
+def _standardise(y: np.ndarray) -> np.ndarray:
+    sd = float(y.std())
+    return (y - y.mean()) / (sd if sd > 0 else 1.0)
+
+
+def _warp(y: np.ndarray) -> np.ndarray:
+    """Standardise, then Yeo-Johnson-transform (lambda by maximum likelihood), standardise.
+
+    Objective values are often heavily skewed (a few diverged or awful trials, many close to
+    the best): standardising alone squeezes the region that matters into a sliver the GP
+    cannot resolve. The power transform spreads it out again (as HEBO does, Cowen-Rivers et
+    al. 2022); it is monotone, so the best point stays the best.
+    """
+    from scipy import stats
+
+    z = _standardise(y)
+    if len(z) < 3 or float(z.std()) == 0.0:
+        return z
+    try:
+        w = stats.yeojohnson(z)[0]
+    except (ValueError, FloatingPointError):
+        return z
+    return _standardise(w) if np.all(np.isfinite(w)) else z
+
+
 class BayesStrategy(Strategy):
     """Gaussian-process Bayesian optimisation (see the module docstring for the method).
 
     Args:
         n_initial: Trials taken from the space-filling (Sobol) design before the GP is used.
         n_candidates: Points scored by the acquisition function per proposal.
+        n_local: Local searches (L-BFGS-B on numeric coordinates, a sweep over categorical
+            choices) started from the best-scored candidates; three more start from the best
+            points observed.
         deterministic: Treat the objective as noise-free (fits no noise term).
     """
 
     name = "bayes"
 
     def __init__(
-        self, n_initial: int = 10, n_candidates: int = 2048, deterministic: bool = False
+        self,
+        n_initial: int = 10,
+        n_candidates: int = 2048,
+        n_local: int = 6,
+        deterministic: bool = False,
     ) -> None:
-        for key, v, low in (("n_initial", n_initial, 1), ("n_candidates", n_candidates, 16)):
+        for key, v, low in (
+            ("n_initial", n_initial, 1),
+            ("n_candidates", n_candidates, 16),
+            ("n_local", n_local, 0),
+        ):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise StrategyError(f"bayes option `{key}` must be an integer >= {low}, got {v!r}.")
         self.n_initial = n_initial
         self.n_candidates = n_candidates
+        self.n_local = n_local
         self.deterministic = bool(deterministic)
 
     def options(self) -> dict[str, Any]:
         return {
             "n_initial": self.n_initial,
             "n_candidates": self.n_candidates,
+            "n_local": self.n_local,
             "deterministic": self.deterministic,
         }
 
@@ -151,16 +193,18 @@ class BayesStrategy(Strategy):
         worst = float(values.max())
         x = np.array([codec.encode(t.params) for t in observed])
         y = np.array([sign * t.value if t.value is not None else worst for t in observed])
-        mu, sd = float(y.mean()), float(y.std()) or 1.0
-        y = (y - mu) / sd
+        y = _warp(y)
 
         import torch
+        from threadpoolctl import threadpool_limits
 
-        # The matrices are small: one thread is ~30x faster than two (no OpenMP hand-offs).
+        # The matrices are small: one thread is ~30x faster than two (no OpenMP hand-offs),
+        # for torch and for the BLAS under scipy's L-BFGS-B alike.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return self._propose_gp(codec, trials, observed, x, y, rng)
+            with threadpool_limits(limits=1):
+                return self._propose_gp(codec, trials, observed, x, y, rng)
         finally:
             torch.set_num_threads(threads)
 
@@ -190,21 +234,36 @@ class BayesStrategy(Strategy):
             gp = gp.condition_on(xp, mp)
 
         taken = {_key(t.params) for t in trials if not t.interrupted}
-        cands = self._candidates(codec, x, y, rng)
+        cands = self._candidates(codec, rng)
         with torch.no_grad():
             m, v = gp.posterior(torch.as_tensor(cands))
             acq = log_expected_improvement(m, v, best).numpy()
         order = np.argsort(-acq)
-        refined: list[tuple[float, dict[str, Any]]] = []
-        for i in order[:5]:
-            xr = self._refine(codec, gp, cands[i], best)
-            params, xc = codec.canonical(xr, rng)
-            with torch.no_grad():
-                mm, vv = gp.posterior(torch.as_tensor(xc[None, :]))
-                a = float(log_expected_improvement(mm, vv, best)[0])
-            refined.append((a, params))
+        # Local searches start from the best candidate, from others drawn with probability
+        # proportional to their expected improvement (diverse starts rather than one cluster;
+        # the roulette of Optuna's GPSampler), and from the best points observed (fine
+        # convergence near an incumbent needs a start there).
+        p_sel = np.exp(acq - acq[order[0]])
+        p_sel[order[0]] = 0.0
+        n_more = min(self.n_local - 1, int(np.count_nonzero(p_sel > 0)))
+        picks = [int(order[0])]
+        if n_more > 0:
+            more = rng.choice(len(cands), size=n_more, replace=False, p=p_sel / p_sel.sum())
+            picks += [int(i) for i in more]
+        starts = [cands[i] for i in picks]
+        starts += [x[i] for i in np.argsort(y)[: min(2, len(y))]]
+        refined: list[tuple[float, dict[str, Any], np.ndarray]] = []
+        for x0 in starts:
+            params, xc = codec.canonical(self._lbfgs(codec, gp, x0, best, rng), rng)
+            refined.append((self._acq(gp, xc, best), params, xc))
         refined.sort(key=lambda t: -t[0])
-        for _a, params in refined:
+        # The winner also gets a sweep over its categorical choices (then L-BFGS-B again).
+        if codec.is_cat.any():
+            params, xc = codec.canonical(self._refine(codec, gp, refined[0][2], best, rng), rng)
+            a = self._acq(gp, xc, best)
+            if a > refined[0][0]:
+                refined.insert(0, (a, params, xc))
+        for _a, params, _x in refined:
             if _key(params) not in taken:
                 return params
         for i in order:
@@ -223,35 +282,63 @@ class BayesStrategy(Strategy):
         points = sobol.random_base2(m)
         return codec.space.from_units(points[number])
 
-    def _candidates(
-        self, codec: _Codec, x: np.ndarray, y: np.ndarray, rng: np.random.Generator
-    ) -> np.ndarray:
-        n_random = self.n_candidates // 2
-        out = [codec.encode(codec.space.sample(rng)) for _ in range(n_random)]
-        top = x[np.argsort(y)[: min(5, len(y))]]
-        n_local = self.n_candidates - n_random
-        for j in range(n_local):
-            base = top[j % len(top)].copy()
-            scale = 0.02 if j % 3 == 0 else (0.08 if j % 3 == 1 else 0.2)
-            num = ~codec.is_cat
-            base[num] = np.clip(base[num] + rng.normal(0, scale, num.sum()), 0.0, 1.0)
-            for i in np.flatnonzero(codec.is_cat):
-                if rng.random() < 1.0 / codec.dim:
-                    p = codec.params[i]
-                    assert isinstance(p, Categorical)
-                    base[i] = rng.integers(len(p.choices))
-            out.append(codec.canonical(base, rng)[1])
-        return np.array(out)
+    def _candidates(self, codec: _Codec, rng: np.random.Generator) -> np.ndarray:
+        """``n_candidates`` points drawn uniformly from the space, in canonical encoding."""
+        return np.array([codec.encode(codec.space.sample(rng)) for _ in range(self.n_candidates)])
 
     @staticmethod
-    def _refine(codec: _Codec, gp: Any, x0: np.ndarray, best: float) -> np.ndarray:
-        """L-BFGS-B on the active numeric coordinates of ``x0``; the rest stay fixed."""
+    def _acq(gp: Any, x: np.ndarray, best: float) -> float:
+        import torch
+
+        from hpo.strategies._gp import log_expected_improvement
+
+        with torch.no_grad():
+            m, v = gp.posterior(torch.as_tensor(x[None, :]))
+            return float(log_expected_improvement(m, v, best)[0])
+
+    def _refine(
+        self, codec: _Codec, gp: Any, x0: np.ndarray, best: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Improve an L-BFGS-refined ``x0``: set each categorical coordinate to its best choice
+        (one sweep), then L-BFGS-B again if that moved the point."""
+        import torch
+
+        from hpo.strategies._gp import log_expected_improvement
+
+        x = x0
+        moved = False
+        for i in np.flatnonzero(codec.is_cat):
+            if x[i] < 0:  # inactive here
+                continue
+            p = codec.params[i]
+            assert isinstance(p, Categorical)
+            trial = np.repeat(x[None, :], len(p.choices), axis=0)
+            trial[:, i] = np.arange(len(p.choices))
+            canon = np.array([codec.canonical(row, rng)[1] for row in trial])
+            with torch.no_grad():
+                m, v = gp.posterior(torch.as_tensor(canon))
+                a = log_expected_improvement(m, v, best).numpy()
+            k = int(np.argmax(a))
+            if not np.array_equal(canon[k], x):
+                x, moved = canon[k], True
+        return self._lbfgs(codec, gp, x, best, rng) if moved else x
+
+    @staticmethod
+    def _lbfgs(
+        codec: _Codec, gp: Any, x0: np.ndarray, best: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """L-BFGS-B on the active numeric coordinates of ``x0``; the rest stay fixed.
+
+        Preconditioned: it works in ``z = x / lengthscale``, where the kernel (and so the
+        acquisition) is equally curved in every direction, which makes L-BFGS converge in
+        far fewer steps when length scales differ by orders of magnitude.
+        """
         import scipy.optimize
         import torch
 
         from hpo.strategies._gp import log_expected_improvement
 
-        active = set(codec.space.active_names(codec.decode(x0, np.random.default_rng(0))))
+        active = set(codec.space.active_names(codec.decode(x0, rng)))
         free = np.array(
             [i for i in range(codec.dim) if not codec.is_cat[i] and codec.names[i] in active],
             dtype=int,
@@ -259,11 +346,13 @@ class BayesStrategy(Strategy):
         if free.size == 0:
             return x0
         base = torch.as_tensor(x0.copy())
+        ls = 1.0 / np.sqrt(gp.inv_sq_ls.numpy()[free])  # length scales of the free coordinates
+        ls_t = torch.as_tensor(ls)
 
         def f(z: np.ndarray) -> tuple[float, np.ndarray]:
             zt = torch.tensor(z, dtype=torch.float64, requires_grad=True)
             xt = base.clone()
-            xt[free] = zt
+            xt[free] = zt * ls_t
             m, v = gp.posterior(xt[None, :])
             loss = -log_expected_improvement(m, v, best)[0]
             loss.backward()
@@ -272,13 +361,13 @@ class BayesStrategy(Strategy):
 
         res = scipy.optimize.minimize(
             f,
-            x0[free],
+            x0[free] / ls,
             jac=True,
             method="L-BFGS-B",
-            bounds=[(0.0, 1.0)] * free.size,
-            options={"maxiter": 50},
+            bounds=[(0.0, 1.0 / s) for s in ls],
+            options={"maxiter": 200, "gtol": 1e-2},
         )
         out = x0.copy()
         if np.all(np.isfinite(res.x)):
-            out[free] = res.x
+            out[free] = np.clip(res.x * ls, 0.0, 1.0)
         return out

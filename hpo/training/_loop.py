@@ -34,7 +34,7 @@ from hpo.data import MnistData
 from hpo.exceptions import TrialPruned
 from hpo.models import build_model
 
-from ._config import TrainConfig, make_optimizer
+from ._config import TrainConfig, make_optimizer, make_scheduler
 from ._device import configure_threads, resolve_device, seed_everything
 from ._protocol import TrialLike
 
@@ -64,8 +64,11 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     epoch: int = 1,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> tuple[float, float]:
     """One pass over ``(x, y)`` in a random order; returns (mean loss, accuracy).
+
+    ``scheduler``, when given, is stepped after every optimiser step.
 
     Raises:
         FloatingPointError: the loss became nan or infinite (names the epoch and batch).
@@ -83,6 +86,8 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         losses.append(loss.detach())
         torch.argmax(logits.detach(), dim=1, out=preds[start : start + batch_size])
         if len(losses) - checked >= CHECK_EVERY:
@@ -151,6 +156,8 @@ def train_and_evaluate(
     seed_everything(run_seed)
     net = build_model(model, trial.params, data.input_shape, data.num_classes).to(dev)
     optimizer = make_optimizer(config, net.parameters())
+    steps_per_epoch = -(-len(data.train_y) // config.batch_size)
+    scheduler = make_scheduler(config, optimizer, config.epochs * steps_per_epoch)
     generator = torch.Generator(device=dev)
     generator.manual_seed(run_seed)
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
@@ -164,7 +171,7 @@ def train_and_evaluate(
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(
-            net, optimizer, train_x, train_y, config.batch_size, generator, epoch
+            net, optimizer, train_x, train_y, config.batch_size, generator, epoch, scheduler
         )
         val_loss, val_acc = evaluate(net, val_x, val_y)
         if not math.isfinite(val_loss):
@@ -174,11 +181,22 @@ def train_and_evaluate(
         row = (train_loss, train_acc, val_loss, val_acc, time.perf_counter() - t0)
         for key, value in zip(keys, row, strict=True):
             history[key].append(value)
-            trial.set_user_attr(key, list(history[key]))
         if val_acc > best:
             best, best_epoch = val_acc, epoch
-            trial.set_user_attr("best_epoch", best_epoch)
+        curves: dict[str, Any] = {k: list(v) for k, v in history.items()}
+        curves["best_epoch"] = best_epoch
+        setter = getattr(trial, "set_user_attrs", None)
+        if callable(setter):  # one write per epoch
+            setter(curves)
+        else:
+            for key, value in curves.items():
+                trial.set_user_attr(key, value)
         trial.report(val_acc, epoch)
         if trial.should_prune():
             raise TrialPruned()
+    # Observers (the MLflow tracker) may log the trained model; it never enters the store.
+    attach = getattr(trial, "attach", None)
+    if callable(attach):
+        attach("model", net)
+        attach("input_example", val_x[:2])
     return best

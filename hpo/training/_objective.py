@@ -7,8 +7,9 @@ Rules of :func:`make_objective`:
       (default 3) and ``max_train_images`` (null = all).
     * A trial's own ``epochs`` param, when the space searches it, wins over the budget's.
     * The data are loaded once per process and argument set (every objective made with the same
-      ``data_dir``, budget and seed shares one copy); the source is logged at INFO level on the
-      ``hpo.training`` logger the first time and kept in ``objective.data.source``.
+      ``data_dir``, budget and seed shares one copy); the source is logged once (DEBUG level,
+      ``hpo.training`` logger) and kept in ``objective.data.source`` / ``.summary()`` for a
+      caller to print.
     * The objective pickles without its data (a Ray worker reloads them locally, once).
 """
 
@@ -42,7 +43,7 @@ METRICS: tuple[str, ...] = ("val_accuracy",)
 @functools.lru_cache(maxsize=4)
 def _load(data_dir: str | None, max_train: int | None, seed: int) -> MnistData:
     data = load_mnist(data_dir, max_train=max_train, seed=seed)
-    logger.info("data: %s", data.summary())
+    logger.debug("data: %s", data.summary())  # the CLI prints objective.data.summary() itself
     return data
 
 

@@ -81,6 +81,13 @@ class Trial:
         self._user_attrs[key] = value
         self._study._store.set_trial_attrs(self._id, user={key: value})
 
+    def set_user_attrs(self, attrs: Mapping[str, Any]) -> None:
+        """Store several attributes in one write (e.g. all of an epoch's curves)."""
+        if not all(isinstance(k, str) for k in attrs):
+            raise HpoError("trial.set_user_attrs: keys must be strings.")
+        self._user_attrs.update(attrs)
+        self._study._store.set_trial_attrs(self._id, user=dict(attrs))
+
     def attach(self, name: str, obj: Any) -> None:
         """Keep an object with the live trial for observers (e.g. the trained model, which the
         MLflow tracker logs as an artifact). Kept in memory only, never in the store."""
