@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from hpo.exceptions import SpaceError
 
 from ._layers import ACTIVATIONS, WEIGHT_INITS, DenseBlock, init_weight, make_activation
-from ._params import get_bool, get_choice, get_float, get_int
+from .params import get_bool, get_choice, get_float, get_int
 
 __all__ = ["CNN", "CNNConfig", "build_cnn"]
 

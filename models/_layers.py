@@ -2,7 +2,7 @@
 
 Rules:
     * ``ACTIVATIONS`` and ``WEIGHT_INITS`` are the only accepted names; the builders check them
-      through :mod:`._params` so a bad name raises ``SpaceError``.
+      through :mod:`.params` so a bad name raises ``SpaceError``.
     * :func:`init_weight` fills a weight in place and scales it for the nonlinearity that follows
       (``torch.nn.init.calculate_gain``); biases are always set to zero by the builders.
     * ``normal`` is N(0, 0.02²), the small fixed-scale init of GPT-2 / nanoGPT: it ignores fan-in,

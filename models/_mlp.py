@@ -21,7 +21,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ._layers import ACTIVATIONS, WEIGHT_INITS, DenseBlock, init_weight
-from ._params import get_choice, get_float, get_int
+from .params import get_choice, get_float, get_int
 
 __all__ = ["MLP", "MLPConfig", "build_mlp"]
 

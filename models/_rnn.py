@@ -24,7 +24,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ._layers import WEIGHT_INITS, init_weight, zero_bias
-from ._params import get_bool, get_choice, get_float, get_int
+from .params import get_bool, get_choice, get_float, get_int
 
 __all__ = ["RNN", "RNNConfig", "build_rnn"]
 

@@ -21,6 +21,7 @@ from hpo.training import (
     configure_threads,
     make_objective,
     make_optimizer,
+    make_scheduler,
     train_and_evaluate,
 )
 
@@ -171,6 +172,7 @@ def test_bad_training_params_raise_space_error(small: MnistData) -> None:
         ({"optimizer": "adam", "beta2": 1.0}, "beta2"),
         ({"optimizer": "rmsprop", "alpha": 0.0}, "alpha"),
         ({"activation": "foo"}, "activation"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
     ]:
         with pytest.raises(SpaceError, match=f"parameter '{name}'"):
             train_and_evaluate(StubTrial(params), model="mlp", data=small, epochs=1)
@@ -190,6 +192,23 @@ def test_each_optimizer_reads_only_its_own_constants() -> None:
         TrainConfig.from_params({"optimizer": "sgd", "nesterov": True}), net.parameters()
     )
     assert nesterov.defaults["nesterov"] is True and nesterov.defaults["momentum"] == 0.9
+
+
+def test_cosine_schedule_decays_to_zero_over_the_run(small: MnistData) -> None:
+    net = torch.nn.Linear(2, 2)
+    config = TrainConfig.from_params({"lr": 0.1, "lr_schedule": "cosine"})
+    opt = make_optimizer(config, net.parameters())
+    sched = make_scheduler(config, opt, steps=10)
+    assert sched is not None
+    lrs = []
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    assert make_scheduler(TrainConfig.from_params({}), opt, steps=10) is None
+    trial = StubTrial({"layers": 1, "units_1": 32, "lr": 3e-3, "lr_schedule": "cosine"})
+    assert train_and_evaluate(trial, model="mlp", data=small, epochs=2) > 0.5
 
 
 def test_threads_are_left_alone_when_the_environment_sets_them(

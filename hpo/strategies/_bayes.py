@@ -12,9 +12,8 @@ How a proposal is made, from the study's history alone:
    standardised (negated to maximise) and power-transformed (Yeo-Johnson), so the region
    near the best values is not squeezed flat by a few bad trials. Pruned trials count with
    their last reported value (pessimistic: they were stopped for looking bad); failed trials
-   (not interrupted ones)
-   count as the worst value seen, which steers the search away from regions that crash or
-   diverge.
+   (not interrupted ones) count as the worst value seen, which steers the search away from
+   regions that crash or diverge.
 3. **Model.** A GP with a Matérn-5/2 ARD kernel, hyper-parameters fitted by MAP
    (:mod:`hpo.strategies._gp`).
 4. **Pending trials.** Trials still running are *fantasised* as exact observations at the GP's
@@ -25,8 +24,8 @@ How a proposal is made, from the study's history alone:
    then maximised by local searches started from the best candidate, from others drawn in
    proportion to their expected improvement, and from the two best points observed:
    preconditioned L-BFGS-B over the active numeric coordinates, and for the winner a sweep of
-   each categorical over its choices. A proposal equal to an
-   earlier trial's params is skipped in favour of the next best.
+   each categorical over its choices. A proposal equal to an earlier trial's params is
+   skipped in favour of the next best.
 """
 
 from __future__ import annotations
