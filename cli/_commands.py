@@ -169,7 +169,8 @@ def run(
             state = "tracked" if not tracker.failures else "tracking failed for some trials in"
             con.print(
                 f"MLflow: {state} {tracker.uri} (experiment {study.name!r}); "
-                f"open it with: mlflow ui --backend-store-uri {tracker.uri}"
+                f"open it with: mlflow ui --backend-store-uri {tracker.uri}",
+                soft_wrap=True,
             )
     _summary(study)
 
