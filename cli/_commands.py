@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
 from hpo.cli._app import app, fail, print_json, resolve_storage, storage_option
 from hpo.cli._format import (
     best_yaml,
@@ -18,7 +19,6 @@ from hpo.cli._format import (
     trial_rows,
     trials_table,
 )
-
 from hpo.exceptions import HpoError, SpaceError
 
 # -- hpo run ------------------------------------------------------------------------------

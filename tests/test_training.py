@@ -121,12 +121,12 @@ def test_epochs_argument_overrides_the_param(small: MnistData) -> None:
 
 def test_same_trial_number_and_seed_give_the_same_result(small: MnistData) -> None:
     params = {"layers": 1, "units_1": 32, "dropout": 0.2}
-    a = train_and_evaluate(StubTrial(params, number=2), model="mlp", data=small, epochs=1)
-    b = train_and_evaluate(StubTrial(params, number=2), model="mlp", data=small, epochs=1)
-    c = StubTrial(params, number=2)
-    train_and_evaluate(c, model="mlp", data=small, epochs=1, seed=1)
+    runs = [StubTrial(params, number=2), StubTrial(params, number=2), StubTrial(params, number=2)]
+    for trial, seed in zip(runs, (0, 0, 1), strict=True):
+        train_and_evaluate(trial, model="mlp", data=small, epochs=1, seed=seed)
+    a, b, c = (t.user_attrs["train_loss"] for t in runs)
     assert a == b
-    assert c.user_attrs["train_loss"] != pytest.approx(a, abs=0)  # a different run
+    assert a != c  # another seed is another run
 
 
 def test_divergence_raises_floating_point_error_with_the_reason(small: MnistData) -> None:
@@ -244,7 +244,7 @@ def test_named_spaces_declare_what_the_objective_needs(name: str) -> None:
 def test_every_point_of_a_named_space_builds(name: str) -> None:
     space = hpo.load_space(name)
     rng = np.random.default_rng(0)
-    for _ in range(40):
+    for _ in range(25):
         params = space.sample(rng)
         models.build_model(space.meta["model"], params, (1, 28, 28), 10)
         TrainConfig.from_params(params)

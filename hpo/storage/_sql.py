@@ -365,7 +365,14 @@ class SQLStore(Store):
     def report(self, trial_id: int, step: int, value: float) -> None:
         v = None if value != value else float(value)  # NaN is kept as NULL
         with self._tx("report a value", write=True) as conn:
-            self._running(conn, trial_id, "report a value")
+            # The heartbeat update doubles as the "still running?" check: one statement.
+            alive = conn.execute(
+                trials.update()
+                .where(trials.c.id == trial_id, trials.c.state == TrialState.RUNNING.value)
+                .values(heartbeat_at=utcnow())
+            ).rowcount
+            if not alive:
+                self._running(conn, trial_id, "report a value")  # raises the precise error
             updated = conn.execute(
                 trial_values.update()
                 .where(trial_values.c.trial_id == trial_id, trial_values.c.step == step)
@@ -373,9 +380,6 @@ class SQLStore(Store):
             ).rowcount
             if not updated:
                 conn.execute(trial_values.insert().values(trial_id=trial_id, step=step, value=v))
-            conn.execute(
-                trials.update().where(trials.c.id == trial_id).values(heartbeat_at=utcnow())
-            )
 
     def set_trial_attrs(
         self,
