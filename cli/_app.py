@@ -11,7 +11,7 @@ import typer
 
 from hpo.exceptions import HpoError
 
-__all__ = ["DEFAULT_STORAGE", "app", "fail", "main"]
+__all__ = ["DEFAULT_STORAGE", "app", "fail", "main", "mlflow_uri_option", "storage_option"]
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"
 
@@ -37,6 +37,16 @@ def storage_option() -> Any:
         "--storage",
         envvar="HPO_STORAGE",
         help=f"Study store URL: sqlite:///file.db or postgresql://... [default: {DEFAULT_STORAGE}]",
+        show_default=False,
+    )
+
+
+def mlflow_uri_option() -> Any:
+    return typer.Option(
+        None,
+        "--mlflow-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking server or store [default: sqlite:///mlflow.db here].",
         show_default=False,
     )
 

@@ -10,7 +10,14 @@ from typing import Any
 
 import typer
 
-from hpo.cli._app import app, fail, print_json, resolve_storage, storage_option
+from hpo.cli._app import (
+    app,
+    fail,
+    mlflow_uri_option,
+    print_json,
+    resolve_storage,
+    storage_option,
+)
 from hpo.cli._format import (
     best_yaml,
     console,
@@ -85,13 +92,7 @@ def run(
     progress: bool = typer.Option(
         True, "--progress/--no-progress", help="Show live progress (plain lines off a terminal)."
     ),
-    mlflow_uri: str = typer.Option(
-        None,
-        "--mlflow-uri",
-        envvar="MLFLOW_TRACKING_URI",
-        help="MLflow tracking server or store [default: sqlite:///mlflow.db here].",
-        show_default=False,
-    ),
+    mlflow_uri: str = mlflow_uri_option(),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Turn MLflow tracking off."),
     mlflow_models: str = typer.Option(
         "best", "--mlflow-models", help="Trained models to log to MLflow: best, all or none."
@@ -288,13 +289,7 @@ def best(
 def mlflow_sync(
     study: str = typer.Argument(..., help="The study's name."),
     storage: str = storage_option(),
-    mlflow_uri: str = typer.Option(
-        None,
-        "--mlflow-uri",
-        envvar="MLFLOW_TRACKING_URI",
-        help="MLflow tracking server or store [default: sqlite:///mlflow.db here].",
-        show_default=False,
-    ),
+    mlflow_uri: str = mlflow_uri_option(),
 ) -> None:
     """Log to MLflow every finished trial not tracked yet (safe to run again)."""
     import hpo

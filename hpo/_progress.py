@@ -97,7 +97,7 @@ class Progress:
         self._refresh()
 
     def on_report(self, trial: Trial, step: int, value: float) -> None:
-        self.step = step
+        self.running, self.step = trial, step
         self._refresh()
 
     def on_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -157,8 +157,8 @@ class Progress:
         if self.running is not None and not final:
             run = f"trial #{self.running.number}"
             if self.step is not None:
-                ep = f"/{self.epochs}" if self.epochs else ""
-                run += f" step {self.step}{ep}"
+                # Objectives report after each epoch (counted from 1) when a budget is known.
+                run += f" epoch {self.step}/{self.epochs}" if self.epochs else f" step {self.step}"
             parts.append(run)
         parts.append(self._best_text())
         parts.append(self._time_text())
