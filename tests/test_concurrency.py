@@ -47,3 +47,30 @@ def test_four_processes_share_one_study(storage_url: str, tmp_path: Path, strate
     assert [t.number for t in trials] == list(range(len(trials)))
     assert all(t.state is TrialState.COMPLETE for t in trials)
     assert all(t.value == t.params["x"] ** 2 for t in trials)
+
+
+BUDGET_WORKER = """
+import sys, time, hpo
+space = hpo.SearchSpace({"x": hpo.Float(-1, 1)})
+study = hpo.create_study(space=space, strategy="random", storage=sys.argv[1], name="budget",
+                         load_if_exists=True)
+study.optimize(lambda t: time.sleep(0.1) or t.params["x"], max_trials=int(sys.argv[2]))
+"""
+
+
+def test_processes_sharing_a_budget_never_overshoot_it(sqlite_url: str, tmp_path: Path) -> None:
+    """What two `hpo run --trials 30` on one study do: 30 trials in all, not 60 or 31."""
+    script = tmp_path / "budget.py"
+    script.write_text(BUDGET_WORKER)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), sqlite_url, "30"], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+    trials = hpo.load_study("budget", storage=sqlite_url).trials
+    assert [t.number for t in trials] == list(range(30))
+    assert len({t.system_attrs["pid"] for t in trials}) >= 2  # the work really was shared
