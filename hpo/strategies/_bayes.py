@@ -134,6 +134,7 @@ class BayesStrategy(Strategy):
             choices) started from the best-scored candidates; three more start from the best
             points observed.
         deterministic: Treat the objective as noise-free (fits no noise term).
+        warp: Power-transform the values before fitting (see step 2 above).
     """
 
     name = "bayes"
@@ -144,6 +145,7 @@ class BayesStrategy(Strategy):
         n_candidates: int = 2048,
         n_local: int = 6,
         deterministic: bool = False,
+        warp: bool = True,
     ) -> None:
         for key, v, low in (
             ("n_initial", n_initial, 1),
@@ -156,6 +158,7 @@ class BayesStrategy(Strategy):
         self.n_candidates = n_candidates
         self.n_local = n_local
         self.deterministic = bool(deterministic)
+        self.warp = bool(warp)
 
     def options(self) -> dict[str, Any]:
         return {
@@ -163,6 +166,7 @@ class BayesStrategy(Strategy):
             "n_candidates": self.n_candidates,
             "n_local": self.n_local,
             "deterministic": self.deterministic,
+            "warp": self.warp,
         }
 
     # -- the proposal --------------------------------------------------------------------
@@ -192,7 +196,7 @@ class BayesStrategy(Strategy):
         worst = float(values.max())
         x = np.array([codec.encode(t.params) for t in observed])
         y = np.array([sign * t.value if t.value is not None else worst for t in observed])
-        y = _warp(y)
+        y = _warp(y) if self.warp else _standardise(y)
 
         import torch
         from threadpoolctl import threadpool_limits
