@@ -141,7 +141,10 @@ PROBLEMS: dict[str, Problem] = {
         "x1 in [-5,10], x2 in [0,15]",
     ),
     "hartmann6": Problem(
-        "hartmann6", _box([f"x{i}" for i in range(6)], 0, 1), _hartmann6, -3.32236801141551,
+        "hartmann6",
+        _box([f"x{i}" for i in range(6)], 0, 1),
+        _hartmann6,
+        -3.32236801141551,
         "[0,1]^6",
     ),
     "rosenbrock4": Problem(
@@ -235,9 +238,7 @@ def skopt_dimensions(space: hpo.SearchSpace) -> list[Any]:
         if isinstance(p, hpo.Categorical):
             dims.append(Categorical(list(p.choices), name=n))
         elif isinstance(p, hpo.Int):
-            dims.append(
-                Integer(p.low, p.high, prior="log-uniform" if p.log else "uniform", name=n)
-            )
+            dims.append(Integer(p.low, p.high, prior="log-uniform" if p.log else "uniform", name=n))
         else:
             dims.append(Real(p.low, p.high, prior="log-uniform" if p.log else "uniform", name=n))
     return dims

@@ -32,7 +32,6 @@ Commands
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -45,6 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _problems import PROBLEMS, Problem, optuna_distributions, optuna_suggest
+from _report import write_json
 
 import hpo
 
@@ -178,17 +178,14 @@ def main() -> None:
         )
     lines += ["", f"Total wall time: {total:.0f}s."]
     print("\n" + "\n".join(lines))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "torch_threads": torch.get_num_threads(),
-            "total_seconds": total,
-            "summary": summary,
-            "times_s": results,
-        }
-        args.json.write_text(json.dumps(payload, indent=1))
-        print(f"\nwrote {args.json}")
+    write_json(
+        args.json,
+        args,
+        torch_threads=torch.get_num_threads(),
+        total_seconds=total,
+        summary=summary,
+        times_s=results,
+    )
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _problems import PROBLEMS, optuna_suggest, skopt_dimensions, skopt_params
+from _report import write_json
 
 ALL_METHODS = ["hpo-bayes", "hpo-random", "hpo-tpe", "optuna-gp", "skopt-gp"]
 QUICK_PROBLEMS = ["branin", "hartmann6", "conditional"]
@@ -154,7 +155,7 @@ def main() -> None:
         "--bayes-options",
         type=json.loads,
         default={},
-        help='JSON strategy options for hpo-bayes, e.g. \'{"deterministic": true}\'',
+        help="JSON strategy options for hpo-bayes, e.g. '{\"deterministic\": true}'",
     )
     args = ap.parse_args()
     if args.quick:
@@ -182,8 +183,9 @@ def main() -> None:
     total = time.perf_counter() - t_start
 
     def regrets(p: str, m: str) -> list[float]:
-        rs = sorted((r for r in results if r["problem"] == p and r["method"] == m),
-                    key=lambda r: r["seed"])
+        rs = sorted(
+            (r for r in results if r["problem"] == p and r["method"] == m), key=lambda r: r["seed"]
+        )
         return [r["regret"] for r in rs]
 
     med = {(p, m): statistics.median(regrets(p, m)) for p in args.problems for m in args.methods}
@@ -208,9 +210,7 @@ def main() -> None:
         row = [p] + [_fmt(med[p, m]) for m in args.methods]
         if has_targets:
             b = med[p, "hpo-bayes"]
-            ok_gp = (
-                _tie_or_better(b, min(med[p, m] for m in gp_methods)) if gp_methods else None
-            )
+            ok_gp = _tie_or_better(b, min(med[p, m] for m in gp_methods)) if gp_methods else None
             ok_rand = b < med[p, "hpo-random"] if "hpo-random" in args.methods else None
             ok = bool(ok_gp is not False and ok_rand is not False)
             if not ok:
@@ -237,23 +237,18 @@ def main() -> None:
         lines += ["|---|---|" + "---:|" * args.seeds]
         for p in failing:
             for m in args.methods:
-                lines.append(
-                    f"| {p} | {m} | " + " | ".join(_fmt(x) for x in regrets(p, m)) + " |"
-                )
+                lines.append(f"| {p} | {m} | " + " | ".join(_fmt(x) for x in regrets(p, m)) + " |")
     print("\n" + "\n".join(lines))
 
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "total_seconds": total,
-            "domains": {p: PROBLEMS[p].domain for p in args.problems},
-            "median_regret": {f"{p}/{m}": med[p, m] for p in args.problems for m in args.methods},
-            "targets": summary,
-            "runs": results,
-        }
-        args.json.write_text(json.dumps(payload, indent=1))
-        print(f"\nwrote {args.json}")
+    write_json(
+        args.json,
+        args,
+        total_seconds=total,
+        domains={p: PROBLEMS[p].domain for p in args.problems},
+        median_regret={f"{p}/{m}": med[p, m] for p in args.problems for m in args.methods},
+        targets=summary,
+        runs=results,
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _problems import PROBLEMS, optuna_suggest
+from _report import write_json
 
 import hpo
 
@@ -178,15 +178,12 @@ def main() -> None:
         )
     lines += ["", f"Total wall time: {total:.0f}s."]
     print("\n" + "\n".join(lines))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "total_seconds": total,
-            "rows": rows,
-        }
-        args.json.write_text(json.dumps(payload, indent=1))
-        print(f"\nwrote {args.json}")
+    write_json(
+        args.json,
+        args,
+        total_seconds=total,
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":

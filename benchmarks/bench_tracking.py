@@ -31,9 +31,9 @@ from hpo.tracking import MlflowTracker
 
 
 def fake_objective(trial: hpo.Trial) -> float:
-    curves: dict[str, list[float]] = {k: [] for k in
-                                      ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                                       "epoch_time")}
+    curves: dict[str, list[float]] = {
+        k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time")
+    }
     for epoch in range(1, 11):
         for k in curves:
             curves[k].append(0.5 + 0.01 * epoch)
@@ -47,8 +47,14 @@ def fake_objective(trial: hpo.Trial) -> float:
 
 def per_trial(tracker: MlflowTracker | None, n: int, storage: str, name: str) -> float:
     space = hpo.load_space("cnn_mnist")
-    study = hpo.create_study(space=space, strategy="random", storage=storage, name=name,
-                             direction="maximize", meta={"metric": "val_accuracy"})
+    study = hpo.create_study(
+        space=space,
+        strategy="random",
+        storage=storage,
+        name=name,
+        direction="maximize",
+        meta={"metric": "val_accuracy"},
+    )
     if tracker is not None:
         study.observers.append(tracker)
     study.optimize(fake_objective, n_trials=2)  # warm-up: imports, experiment, parent run
@@ -68,9 +74,20 @@ def cnn_trial_seconds() -> float:
     space = hpo.load_space("cnn_mnist")
     objective = make_objective(space.meta, device="cpu")
     study = hpo.create_study(space=space, strategy="random", direction="maximize")
-    params = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "conv_blocks": 2,
-              "filters_1": 16, "filters_2": 32, "kernel_size": 3, "pooling": "max",
-              "batch_norm": True, "activation": "relu", "dense_units": 128, "dropout": 0.25}
+    params = {
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "batch_size": 64,
+        "conv_blocks": 2,
+        "filters_1": 16,
+        "filters_2": 32,
+        "kernel_size": 3,
+        "pooling": "max",
+        "batch_norm": True,
+        "activation": "relu",
+        "dense_units": 128,
+        "dropout": 0.25,
+    }
     import numpy as np
 
     full = dict(space.sample(np.random.default_rng(0)))  # any other knob: a random value
@@ -88,10 +105,24 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/server.db",
-         "--artifacts-destination", str(root / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root}/server.db",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(400):
         try:
@@ -127,16 +158,16 @@ def main() -> None:
             names = list(modes)
             names = names[rep % len(names) :] + names[: rep % len(names)]
             for i, name in enumerate(names):
-                times[name].append(
-                    per_trial(modes[name](), args.trials, storage, f"r{rep}-{i}")
-                )
+                times[name].append(per_trial(modes[name](), args.trials, storage, f"r{rep}-{i}"))
     finally:
         proc.terminate()
     off = statistics.median(times["tracking off"])
     rows = [(m, statistics.median(ts), statistics.median(ts) - off) for m, ts in times.items()]
     cnn = None if args.skip_cnn else cnn_trial_seconds()
-    print(f"\n{args.trials} trials per repetition, median of {args.reps}; a default cnn_mnist trial took "
-          f"{'-' if cnn is None else f'{cnn:.1f} s'} on this machine\n")
+    print(
+        f"\n{args.trials} trials per repetition, median of {args.reps}; a default cnn_mnist trial took "
+        f"{'-' if cnn is None else f'{cnn:.1f} s'} on this machine\n"
+    )
     print("| mode | time per trial | tracking cost per trial | % of a cnn_mnist trial |")
     print("|---|---|---|---|")
     for name, t, cost in rows:

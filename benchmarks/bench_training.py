@@ -58,8 +58,11 @@ def ours(model: str, params: dict[str, Any], data: MnistData, epochs: int) -> fl
         {k: hpo.Categorical([v]) for k, v in params.items()}  # a one-point space: these params
     )
     study = hpo.create_study(
-        space=space, strategy="random", direction="maximize",
-        storage=f"sqlite:///{_STORE}/hpo.db", name=f"bench-{time.perf_counter_ns()}",
+        space=space,
+        strategy="random",
+        direction="maximize",
+        storage=f"sqlite:///{_STORE}/hpo.db",
+        name=f"bench-{time.perf_counter_ns()}",
     )
     trial = study.ask()
     value = train_and_evaluate(trial, model=model, data=data, epochs=epochs, device="cpu")
