@@ -81,6 +81,10 @@ def test_one_epoch_learns_and_reports_through_the_real_trial(small: MnistData) -
     assert attrs["device"] == "cpu"
     net = models.build_model("mlp", trial.params, (1, 28, 28), 10)
     assert attrs["n_params"] == sum(p.numel() for p in net.parameters())
+    # the trained model and an input batch are handed to observers (the MLflow tracker)
+    trained, example = trial.artifacts["model"], trial.artifacts["input_example"]
+    assert example.shape == (2, 1, 28, 28)
+    assert trained(example).shape == (2, 10)
 
 
 @pytest.mark.parametrize(
