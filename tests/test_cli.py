@@ -36,6 +36,10 @@ def quadratic(trial):
         raise RuntimeError("crash in the objective")
     return (trial.params["x"] - 0.3) ** 2 + (trial.params["opt"] == "b")
 
+def nap(trial):
+    time.sleep(0.3)
+    return trial.params["x"]
+
 def slow(trial):
     print("trial", trial.number, flush=True)
     time.sleep(0.2 if trial.number < 2 else 60)
@@ -321,3 +325,25 @@ def test_run_a_named_model_space_end_to_end(work: Path) -> None:
             assert 0.0 <= t["value"] <= 1.0
             assert list(t["intermediate"]) == ["1"]  # validation accuracy after epoch 1
             assert t["user_attrs"]["n_params"] > 0
+
+
+def test_timeout_stops_starting_new_trials(work: Path) -> None:
+    hpo(
+        "run",
+        "--space",
+        "toy.yaml",
+        "--objective",
+        "myobj:nap",
+        "--strategy",
+        "random",
+        "--trials",
+        "100",
+        "--timeout",
+        "1.5",
+        "--study",
+        "t",
+        cwd=work,
+    )
+    shown = json.loads(hpo("show", "t", "--json", cwd=work).stdout)
+    assert 2 <= len(shown["trials"]) <= 10
+    assert all(t["state"] == "complete" for t in shown["trials"])
