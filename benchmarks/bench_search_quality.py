@@ -35,6 +35,9 @@ Commands
     try a bayes option (only hpo-bayes, e.g. on two problems):
         .venv/bin/python benchmarks/bench_search_quality.py --methods hpo-bayes --problems branin mixed \\
             --bayes-options '{"deterministic": true}'
+    one table from runs saved separately (e.g. the peers once, hpo-bayes after a change; the
+    runs are deterministic given the seed, only the wall times depend on when they ran):
+        .venv/bin/python benchmarks/bench_search_quality.py --merge peers.json bayes.json
 """
 
 from __future__ import annotations
@@ -152,6 +155,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 seeds, 3 problems (smoke check)")
     ap.add_argument("--json", type=Path, default=None, help="also write all results here")
     ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="run nothing: build the table from these --json files (same trials and seeds)",
+    )
+    ap.add_argument(
         "--bayes-options",
         type=json.loads,
         default={},
@@ -162,25 +172,49 @@ def main() -> None:
         args.seeds = min(args.seeds, 2)
         args.problems = [p for p in args.problems if p in QUICK_PROBLEMS] or QUICK_PROBLEMS
 
-    tasks = [
-        (p, m, s, args.trials, args.bayes_options)
-        for p in args.problems
-        for m in args.methods
-        for s in range(args.seeds)
-    ]
-    tasks.sort(key=lambda t: -_COST.get(t[1], 0))
-    t_start = time.perf_counter()
     results: list[dict[str, Any]] = []
-    with mp.get_context("fork").Pool(args.processes, initializer=_init_worker) as pool:
-        for i, r in enumerate(pool.imap_unordered(run_one, tasks, chunksize=1), 1):
-            results.append(r)
-            print(
-                f"[{i}/{len(tasks)} {time.perf_counter() - t_start:6.0f}s] {r['problem']:<12} "
-                f"{r['method']:<10} seed={r['seed']} regret={_fmt(r['regret'])} "
-                f"({r['seconds']:.1f}s)",
-                flush=True,
-            )
-    total = time.perf_counter() - t_start
+    if args.merge:
+        total = 0.0
+        trials: set[int] = set()
+        for path in args.merge:
+            data = json.loads(path.read_text())
+            if "hpo-bayes" in data["args"]["methods"]:
+                args.bayes_options = data["args"]["bayes_options"]
+            trials.add(data["args"]["trials"])
+            results += data["runs"]
+            total += data["total_seconds"]
+        if len(trials) != 1:
+            sys.exit(f"--merge: the files ran different numbers of trials {sorted(trials)}")
+        args.merge = [str(p) for p in args.merge]  # as written to --json
+        args.trials = trials.pop()
+        have = {(r["problem"], r["method"]) for r in results}
+        args.problems = [p for p in PROBLEMS if any(h[0] == p for h in have)]
+        args.methods = [m for m in ALL_METHODS if any(h[1] == m for h in have)]
+        counts = {
+            len({r["seed"] for r in results if (r["problem"], r["method"]) == h}) for h in have
+        }
+        if len(counts) != 1 or len(have) != len(args.problems) * len(args.methods):
+            sys.exit("--merge: every (problem, method) must have the same seeds in the files")
+        args.seeds = counts.pop()
+    else:
+        tasks = [
+            (p, m, s, args.trials, args.bayes_options)
+            for p in args.problems
+            for m in args.methods
+            for s in range(args.seeds)
+        ]
+        tasks.sort(key=lambda t: -_COST.get(t[1], 0))
+        t_start = time.perf_counter()
+        with mp.get_context("fork").Pool(args.processes, initializer=_init_worker) as pool:
+            for i, r in enumerate(pool.imap_unordered(run_one, tasks, chunksize=1), 1):
+                results.append(r)
+                print(
+                    f"[{i}/{len(tasks)} {time.perf_counter() - t_start:6.0f}s] {r['problem']:<12} "
+                    f"{r['method']:<10} seed={r['seed']} regret={_fmt(r['regret'])} "
+                    f"({r['seconds']:.1f}s)",
+                    flush=True,
+                )
+        total = time.perf_counter() - t_start
 
     def regrets(p: str, m: str) -> list[float]:
         rs = sorted(
@@ -228,8 +262,12 @@ def main() -> None:
         "",
         "Median wall seconds per run (indicative; 2 runs share 2 cores): "
         + ", ".join(f"{m} {secs[m]:.1f}s" for m in args.methods),
-        f"Total wall time: {total:.0f}s ({total / 60:.1f} min), {len(tasks)} runs, "
-        f"{args.processes} processes.",
+        f"Total wall time: {total:.0f}s ({total / 60:.1f} min), {len(results)} runs, "
+        + (
+            f"{len(args.merge)} separate commands."
+            if args.merge
+            else f"{args.processes} processes."
+        ),
     ]
     if failing:
         lines += ["", "Per-seed regrets where hpo-bayes misses a target (seeds 0..N-1):", ""]

@@ -21,8 +21,8 @@ How a proposal is made, from the study's history alone:
    from optimism), so the expected improvement at and near a running trial's point collapses
    and parallel workers spread out instead of all proposing the same point.
 5. **Acquisition.** log expected improvement, scored on ``n_candidates`` uniform points,
-   then maximised by local searches started from the best candidate, from others drawn in
-   proportion to their expected improvement, and from the two best points observed:
+   then maximised by ``n_local`` + 1 local searches started from the best candidate, from
+   others drawn in proportion to their expected improvement, and from the best point observed:
    preconditioned L-BFGS-B over the active numeric coordinates, and for the winner a sweep of
    each categorical over its choices. A proposal equal to an earlier trial's params is
    skipped in favour of the next best.
@@ -131,8 +131,9 @@ class BayesStrategy(Strategy):
         n_initial: Trials taken from the space-filling (Sobol) design before the GP is used.
         n_candidates: Points scored by the acquisition function per proposal.
         n_local: Local searches (L-BFGS-B on numeric coordinates, a sweep over categorical
-            choices) started from the best-scored candidates; three more start from the best
-            points observed.
+            choices) started from the best-scored candidate and from candidates drawn in
+            proportion to their expected improvement; one more starts from the best point
+            observed.
         deterministic: Treat the objective as noise-free (fits no noise term).
         warp: Power-transform the values before fitting (see step 2 above).
     """
@@ -143,7 +144,7 @@ class BayesStrategy(Strategy):
         self,
         n_initial: int = 10,
         n_candidates: int = 2048,
-        n_local: int = 6,
+        n_local: int = 10,
         deterministic: bool = False,
         warp: bool = True,
     ) -> None:
@@ -244,8 +245,10 @@ class BayesStrategy(Strategy):
         order = np.argsort(-acq)
         # Local searches start from the best candidate, from others drawn with probability
         # proportional to their expected improvement (diverse starts rather than one cluster;
-        # the roulette of Optuna's GPSampler), and from the best points observed (fine
-        # convergence near an incumbent needs a start there).
+        # the roulette of Optuna's GPSampler), and from the best point observed (fine
+        # convergence near an incumbent needs a start there; one is enough: a second start
+        # next to an incumbent mostly repeats the first, while a start drawn from the EI
+        # roulette is a chance to find a different basin).
         p_sel = np.exp(acq - acq[order[0]])
         p_sel[order[0]] = 0.0
         n_more = min(self.n_local - 1, int(np.count_nonzero(p_sel > 0)))
@@ -254,7 +257,7 @@ class BayesStrategy(Strategy):
             more = rng.choice(len(cands), size=n_more, replace=False, p=p_sel / p_sel.sum())
             picks += [int(i) for i in more]
         starts = [cands[i] for i in picks]
-        starts += [x[i] for i in np.argsort(y)[: min(2, len(y))]]
+        starts.append(x[int(np.argmin(y))])
         refined: list[tuple[float, dict[str, Any], np.ndarray]] = []
         for x0 in starts:
             params, xc = codec.canonical(self._lbfgs(codec, gp, x0, best, rng), rng)
