@@ -83,7 +83,8 @@ _INTERRUPTED = (
 
 def main() -> None:
     """Entry point of the ``hpo`` script: maps errors to one line and an exit code."""
-    from hpo.cli import _commands  # noqa: F401 - registers the commands
+    # Importing them registers the commands (`dashboard` and `plot` live in _dashboard).
+    from hpo.cli import _commands, _dashboard  # noqa: F401
 
     _setup_logging()
     try:

@@ -1,0 +1,250 @@
+"""Dashboard speed on a 1,000-trial study: the trials API, and the study page in a browser.
+
+What it measures
+    A study of ``--trials`` (default 1,000) trials is written to a fresh SQLite file through
+    the library (random strategy, the 5-parameter "mixed" space, 10 intermediate values per
+    trial and the five per-epoch curves, parameter count, device and best epoch the training
+    loop stores as user attributes, so each trial weighs what a real one does; 2 % failed,
+    3 % pruned). Then the real ``hpo dashboard`` runs
+    on a free loopback port and we time:
+
+    trials API     ``GET /api/studies/NAME/trials`` (all trials, full records), over one
+                   keep-alive connection: median and 90th percentile of ``--reps`` requests
+                   after 2 warm-ups. Target: < 200 ms. Also the polling answer (same request
+                   with ``If-None-Match``: a bodiless 304).
+    plots API      ``GET /api/studies/NAME/plots`` (all five figures), first call (computes
+                   the parameter importance) and median of the next ones (importance cached).
+    study page     headless chromium (Debian's, via Playwright) opens ``/#/study/NAME`` and
+                   waits until the page has fetched the trials, the study and the plots and
+                   plotly has drawn all five charts (the page sets ``data-rendered`` then);
+                   the time is the page's own ``performance.now()`` at that moment, i.e. from
+                   navigation start. "first visit": a fresh browser profile (plotly.js's basic
+                   bundle, 1.2 MB, loaded and compiled); "revisit": a reload with the browser
+                   cache warm.
+                   Median of ``--reps`` visits each. Target: < 2 s. The very first visit after
+                   the server starts (importance not cached yet) is reported on its own.
+
+Commands
+    full:   .venv/bin/python benchmarks/bench_dashboard.py --json benchmarks/results/dashboard.json
+    quick:  .venv/bin/python benchmarks/bench_dashboard.py --quick      (200 trials, 3 reps)
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import math
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _problems import PROBLEMS
+from _report import write_json
+from _server import dashboard
+
+import hpo
+
+SPACE = PROBLEMS["mixed"].space
+F = PROBLEMS["mixed"].f
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def build(url: str, name: str, n: int, steps: int) -> hpo.Study:
+    study = hpo.create_study(space=SPACE, strategy="random", storage=url, name=name, seed=0)
+
+    def objective(trial: hpo.Trial) -> float:
+        final = F(trial.params)
+        trial.set_user_attr("device", "cpu")
+        # What the training loop stores (hpo/training/_loop.py), written once at the end.
+        keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time")
+        curves: dict[str, list[float]] = {k: [] for k in keys}
+        for step in range(1, steps + 1):
+            v = final + 1.0 / step
+            for k in curves:
+                curves[k].append(v * (1.1 if k == "train_loss" else 1.0))
+            trial.report(v, step)
+            if trial.number % 33 == 5 and step == 3:
+                raise hpo.TrialPruned()
+        trial.set_user_attrs({**curves, "n_params": 1234, "best_epoch": steps})
+        if trial.number % 50 == 7:
+            raise RuntimeError("diverged (simulated)")
+        return final
+
+    study.optimize(objective, n_trials=n)
+    return study
+
+
+def time_get(conn: http.client.HTTPConnection, path: str, headers: dict[str, str] | None = None):
+    t0 = time.perf_counter()
+    conn.request("GET", path, headers=headers or {})
+    r = conn.getresponse()
+    body = r.read()
+    return time.perf_counter() - t0, r.status, body, r.getheader("ETag")
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, math.ceil(q * len(s)) - 1)]
+
+
+def page_times(url: str, name: str, reps: int) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    target = f"{url}/#/study/{urllib.parse.quote(name)}"
+    done = "(document.body.dataset.rendered || 'studies') !== 'studies'"
+
+    def visit(page: Any, reload: bool = False) -> float:
+        if reload:
+            page.reload()
+        else:
+            page.goto(target)
+        page.wait_for_function(done, timeout=60_000)
+        # All five charts really drawn: each graph div has its SVG.
+        n = page.evaluate("document.querySelectorAll('.plot .main-svg').length")
+        assert n >= 5, n
+        marks = page.evaluate(
+            """() => {
+              const at = (name) => performance.getEntriesByName(name)[0];
+              const api = performance.getEntriesByType('resource')
+                .filter((e) => e.name.includes('/api/studies/'));
+              return {
+                scripts: at('hpo:plotly') ? at('hpo:plotly').startTime : 0,
+                asked: Math.min(...api.map((e) => e.startTime)),
+                answered: Math.max(...api.map((e) => e.responseEnd)),  // the last API answer
+                drawn: at('hpo:drawn').startTime,
+              };
+            }"""
+        )
+        parts["scripts_s"].append(marks["scripts"] / 1000)
+        parts["api_and_draw_s"].append((marks["drawn"] - marks["asked"]) / 1000)
+        parts["api_s"].append((marks["answered"] - marks["asked"]) / 1000)
+        return float(marks["drawn"]) / 1000
+
+    out: dict[str, Any] = {}
+    # every visit: plotly.js ready, API answered, API + charts drawn (from the trials request)
+    parts: dict[str, list[float]] = {"scripts_s": [], "api_s": [], "api_and_draw_s": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        first, revisit = [], []
+        for i in range(reps + 1):
+            ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+            page = ctx.new_page()
+            t = visit(page)
+            if i == 0:
+                out["very_first_s"] = t  # importance computed by this visit
+            else:
+                first.append(t)
+                revisit.append(visit(page, reload=True))
+            ctx.close()
+        browser.close()
+    out["first_visit_s"] = first
+    out["revisit_s"] = revisit
+    out["parts"] = parts
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=10, help="intermediate values per trial")
+    ap.add_argument("--reps", type=int, default=5, help="timed page visits and API calls (x4)")
+    ap.add_argument("--quick", action="store_true", help="200 trials, 3 reps (smoke check)")
+    ap.add_argument("--no-browser", action="store_true", help="API timings only")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if args.quick:
+        args.trials, args.reps = min(args.trials, 200), min(args.reps, 3)
+
+    with tempfile.TemporaryDirectory() as d:
+        url = f"sqlite:///{d}/bench.db"
+        name = f"bench-{args.trials}"
+        t0 = time.perf_counter()
+        study = build(url, name, args.trials, args.steps)
+        states = {s.value: n for s, n in _counts(study).items()}
+        print(f"built {args.trials} trials in {time.perf_counter() - t0:.0f} s: {states}")
+
+        with dashboard(url) as base:
+            host = urllib.parse.urlsplit(base)
+            conn = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
+            path = f"/api/studies/{urllib.parse.quote(name)}"
+
+            api, size, etag = [], 0, None
+            for i in range(args.reps * 4 + 2):
+                dt, status, body, etag = time_get(conn, path + "/trials")
+                assert status == 200 and body.count(b'"number"') == args.trials
+                size = len(body)
+                if i >= 2:
+                    api.append(dt)
+            polls = [
+                time_get(conn, path + "/trials", {"If-None-Match": etag or ""})[0]
+                for _ in range(args.reps * 4)
+            ]
+            plots_first = time_get(conn, path + "/plots")[0]
+            plots = [time_get(conn, path + "/plots")[0] for _ in range(args.reps)]
+            print(
+                f"trials API: median {statistics.median(api) * 1e3:.0f} ms, "
+                f"p90 {pct(api, 0.9) * 1e3:.0f} ms ({size / 1e6:.2f} MB); "
+                f"304 poll {statistics.median(polls) * 1e3:.0f} ms"
+            )
+            print(
+                f"plots API: first {plots_first * 1e3:.0f} ms (importance computed), "
+                f"then median {statistics.median(plots) * 1e3:.0f} ms"
+            )
+            conn.close()
+        page: dict[str, Any] = {}
+        if not args.no_browser:
+            # A fresh server, so that the page's very first visit computes importance itself.
+            with dashboard(url) as base:
+                page = page_times(base, name, args.reps)
+            print(
+                f"study page: very first visit {page['very_first_s']:.2f} s; first visit "
+                f"median {statistics.median(page['first_visit_s']):.2f} s "
+                f"(max {max(page['first_visit_s']):.2f}); revisit median "
+                f"{statistics.median(page['revisit_s']):.2f} s "
+                f"(max {max(page['revisit_s']):.2f})"
+            )
+            parts = page["parts"]
+            print(
+                "  of which: plotly.js loaded and compiled after "
+                f"{statistics.median(parts['scripts_s']):.2f} s; from the trials request to "
+                f"every answer in {statistics.median(parts['api_s']):.2f} s and to every "
+                f"chart drawn {statistics.median(parts['api_and_draw_s']):.2f} s (medians of "
+                "all visits)"
+            )
+
+    write_json(
+        args.json,
+        args,
+        states=states,
+        trials_api_s=api,
+        trials_api_bytes=size,
+        poll_304_s=polls,
+        plots_first_s=plots_first,
+        plots_s=plots,
+        page=page,
+    )
+
+
+def _counts(study: hpo.Study) -> dict[hpo.TrialState, int]:
+    out: dict[hpo.TrialState, int] = {}
+    for t in study.trials:
+        out[t.state] = out.get(t.state, 0) + 1
+    return out
+
+
+if __name__ == "__main__":
+    main()

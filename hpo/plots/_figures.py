@@ -1,0 +1,512 @@
+"""Plotly figures of the plot data, as plain dicts (``{"data": [...], "layout": {...}}``).
+
+Plain dicts, not ``plotly.graph_objects``: the server sends them to the page as JSON and the
+page draws them with plotly.js (``Plotly.react``); ``hpo plot -o x.html`` hands the same dict
+to ``plotly.io.write_html``, which also validates it. Building dicts needs no plotly import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from hpo.plots._data import (
+    IMPORTANCE_METHOD,
+    Axis,
+    Curve,
+    History,
+    Importance,
+    Parallel,
+    Slice,
+    curves,
+    history,
+    importance,
+    parallel,
+    slices,
+)
+from hpo.space import SearchSpace
+from hpo.trial import Direction, FrozenTrial, TrialState
+
+__all__ = [
+    "KINDS",
+    "STATE_COLORS",
+    "curves_figure",
+    "figure",
+    "history_figure",
+    "importance_figure",
+    "parallel_figure",
+    "slices_figure",
+]
+
+#: The plots, in the order the dashboard shows them.
+KINDS = ("history", "parallel", "importance", "slices", "curves")
+
+STATE_COLORS = {
+    TrialState.COMPLETE: "#4c78a8",
+    TrialState.PRUNED: "#f58518",
+    TrialState.FAILED: "#e45756",
+    TrialState.RUNNING: "#54a24b",
+}
+BEST_COLOR = "#e45756"
+_HIGHLIGHT = ["#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+_FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12}
+
+Figure = dict[str, Any]
+
+
+def _layout(title: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "x": 0.01, "font": {"size": 14}},
+        "font": _FONT,
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+        # plotly.js's own defaults (white, light grid) both in the page and in `hpo plot`'s
+        # html: plotly.py would otherwise apply its grey "plotly" template to the file only.
+        "template": "none",
+        "hovermode": "closest",
+        **extra,
+    }
+
+
+def _empty(title: str, message: str) -> Figure:
+    return {
+        "data": [],
+        "layout": _layout(
+            title,
+            xaxis={"visible": False},
+            yaxis={"visible": False},
+            annotations=[
+                {
+                    "text": message,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": 0.5,
+                    "showarrow": False,
+                    "font": {"size": 13, "color": "#888"},
+                }
+            ],
+        ),
+    }
+
+
+def history_figure(h: History) -> Figure:
+    title = f"Optimisation history ({h.direction.value})"
+    if not h.numbers and not h.pruned_numbers:
+        return _empty(title, "no completed trials yet")
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "value",
+            "x": list(h.numbers),
+            "y": list(h.values),
+            "marker": {"color": STATE_COLORS[TrialState.COMPLETE], "size": 6},
+            "hovertemplate": "trial %{x}<br>value %{y:.6g}<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "best so far",
+            "x": list(h.numbers),
+            "y": list(h.best),
+            "line": {"color": BEST_COLOR, "shape": "hv", "width": 2},
+            "hovertemplate": "after trial %{x}<br>best %{y:.6g}<extra></extra>",
+        },
+    ]
+    if h.pruned_numbers:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "pruned (last reported)",
+                "x": list(h.pruned_numbers),
+                "y": list(h.pruned_values),
+                "marker": {"color": STATE_COLORS[TrialState.PRUNED], "symbol": "x", "size": 7},
+                "hovertemplate": "trial %{x} (pruned)<br>last %{y:.6g}<extra></extra>",
+            }
+        )
+    if h.n_failed:
+        title += f" · {h.n_failed} failed trial(s) not shown"
+    return {
+        "data": data,
+        "layout": _layout(
+            title,
+            xaxis={"title": {"text": "trial"}},
+            yaxis={"title": {"text": "value"}},
+            legend={"orientation": "h", "y": -0.2},
+        ),
+    }
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+# Viridis, sampled: the colour of a line by its value's rank (darkest = best).
+_VIRIDIS = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"]
+_INACTIVE = -0.12  # where an inactive parameter sits on its axis (below the range)
+
+
+def _scaled(
+    axis: Axis, column: Sequence[float | None]
+) -> tuple[list[float], list[float], list[str]]:
+    """A column on its axis scaled to [0, 1] (log10 on log scales; categories evenly spaced),
+    with the tick positions and labels of the axis."""
+    if axis.scale == "category":
+        k = max(len(axis.categories) - 1, 1)
+        ticks = [i / k for i in range(len(axis.categories))]
+        labels = list(axis.categories)
+        ys = [_INACTIVE if v is None else v / k for v in column]
+    else:
+        log = axis.scale == "log"
+
+        def tr(v: float) -> float:
+            return math.log10(v) if log and v > 0 else v
+
+        present = [v for v in column if v is not None]
+        lo = tr(axis.low if axis.low is not None else min(present, default=0.0))
+        hi = tr(axis.high if axis.high is not None else max(present, default=1.0))
+        span = (hi - lo) or 1.0
+        ticks = [0.0, 0.5, 1.0]
+        labels = [_fmt(10 ** (lo + span * t) if log else lo + span * t) for t in ticks]
+        ys = [_INACTIVE if v is None else (tr(v) - lo) / span for v in column]
+    if any(v is None for v in column):
+        ticks.insert(0, _INACTIVE)
+        labels.insert(0, "inactive")
+    return ys, ticks, labels
+
+
+def parallel_figure(p: Parallel, direction: Direction) -> Figure:
+    """Parallel coordinates drawn with SVG lines, not plotly's WebGL ``parcoords``: this draws
+    a thousand trials in tens of milliseconds with no GPU (headless browsers, remote desktops),
+    where ``parcoords`` spent 1.5 s in software WebGL on the build machine. Lines are binned by
+    the rank of their value into 8 colours; the best trials are drawn last, on top.
+
+    Each line trace's ``meta.trials`` lists the trial numbers it draws.
+    """
+    title = "Parallel coordinates (completed trials)"
+    if not p.numbers:
+        return _empty(title, "no completed trials yet")
+    names = [a.name for a in p.axes] + ["value"]
+    columns: list[list[float]] = []
+    annotations: list[dict[str, Any]] = []
+    shapes: list[dict[str, Any]] = []
+    value_axis = Axis("value", "linear", (), min(p.values), max(p.values))
+    for i, (axis, col) in enumerate(
+        zip([*p.axes, value_axis], [*p.columns, p.values], strict=True)
+    ):
+        ys, ticks, labels = _scaled(axis, col)
+        columns.append(ys)
+        shapes.append(
+            {
+                "type": "line",
+                "x0": i,
+                "x1": i,
+                "y0": min(ticks),
+                "y1": 1,
+                "xref": "x",
+                "yref": "y",
+                "line": {"color": "#444", "width": 1},
+                "layer": "above",
+            }
+        )
+        annotations.append(
+            {
+                "x": i,
+                "y": 1.06,
+                "text": f"<b>{axis.name}</b>",
+                "showarrow": False,
+                "xref": "x",
+                "yref": "y",
+                "yanchor": "bottom",
+            }
+        )
+        annotations.extend(
+            {
+                "x": i,
+                "y": t,
+                "text": label,
+                "showarrow": False,
+                "xref": "x",
+                "yref": "y",
+                "xanchor": "right",
+                "xshift": -4,
+                "font": {"size": 10, "color": "#555"},
+            }
+            for t, label in zip(ticks, labels, strict=True)
+        )
+    # Rank the trials from worst to best; cut the ranks into colour bins.
+    sign = 1.0 if direction is Direction.MINIMIZE else -1.0
+    order = sorted(range(len(p.numbers)), key=lambda j: -sign * p.values[j])
+    bins = min(len(_VIRIDIS), len(order))
+    data: list[dict[str, Any]] = []
+    for b in range(bins):
+        members = order[b * len(order) // bins : (b + 1) * len(order) // bins]
+        line_x: list[Any] = []
+        line_y: list[Any] = []
+        ids: list[Any] = []
+        for j in members:
+            line_x.extend([*range(len(names)), None])
+            line_y.extend([*(c[j] for c in columns), None])
+            ids.extend([*([p.numbers[j]] * len(names)), None])
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": line_x,
+                "y": line_y,
+                "customdata": ids,
+                "meta": {"trials": [p.numbers[j] for j in members]},
+                "line": {"color": _VIRIDIS[bins - 1 - b if bins > 1 else 0], "width": 1.2},
+                "opacity": 0.75,
+                "showlegend": False,
+                "hovertemplate": "trial %{customdata}<extra></extra>",
+            }
+        )
+    lo, hi = min(p.values), max(p.values)
+    data.append(  # no line: carries the colour bar
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "x": [None],
+            "y": [None],
+            "showlegend": False,
+            "hoverinfo": "skip",
+            "marker": {
+                "color": [lo],
+                "cmin": lo,
+                "cmax": hi if hi > lo else lo + 1,
+                "colorscale": "Viridis",
+                "reversescale": direction is Direction.MAXIMIZE,  # darkest = best
+                "showscale": True,
+                "colorbar": {"title": {"text": "value"}, "thickness": 12},
+            },
+        }
+    )
+    layout = _layout(
+        title,
+        xaxis={"visible": False, "range": [-0.6, len(names) - 0.7], "fixedrange": True},
+        yaxis={"visible": False, "range": [_INACTIVE - 0.08, 1.16], "fixedrange": True},
+        shapes=shapes,
+        annotations=annotations,
+        meta={"axes": names},
+        margin={"l": 30, "r": 20, "t": 40, "b": 20},
+    )
+    return {"data": data, "layout": layout}
+
+
+def importance_figure(imp: Importance) -> Figure:
+    title = f"Parameter importance ({imp.n_trials} completed trials)"
+    if imp.note:
+        return _empty(title, imp.note)
+    names = list(reversed(imp.names))  # largest on top
+    scores = list(reversed(imp.scores))
+    fig: Figure = {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "importance",
+                "x": scores,
+                "y": names,
+                "marker": {"color": STATE_COLORS[TrialState.COMPLETE]},
+                "text": [f"{s:.2f}" for s in scores],
+                "textposition": "auto",
+                "hovertemplate": "%{y}: %{x:.3f}<extra></extra>",
+            }
+        ],
+        "layout": _layout(
+            title,
+            xaxis={"title": {"text": "share of importance"}, "range": [0, 1]},
+            yaxis={"automargin": True},
+        ),
+    }
+    fig["layout"]["meta"] = {"method": IMPORTANCE_METHOD}
+    return fig
+
+
+def _slice_axis(axis: Axis) -> dict[str, Any]:
+    """The x axis of one slice, as ``relayout`` keys (the dropdown switches between them)."""
+    keys: dict[str, Any] = {
+        "xaxis.title.text": axis.name,
+        "xaxis.type": {"log": "log", "category": "category"}.get(axis.scale, "linear"),
+        "xaxis.autorange": True,
+    }
+    if axis.scale == "category":
+        keys["xaxis.categoryorder"] = "array"
+        keys["xaxis.categoryarray"] = list(axis.categories)
+    return keys
+
+
+def slices_figure(sl: Sequence[Slice]) -> Figure:
+    """The value of completed trials against one parameter at a time, with a dropdown to pick
+    the parameter: one set of markers on screen, however many parameters the space has (a
+    grid of 1,000 trials × 15 parameters would be 15,000 SVG markers to draw)."""
+    title = "Slice: value against a parameter"
+    if not any(s.numbers for s in sl):
+        return _empty(title, "no completed trials yet")
+    shown = next(i for i, s in enumerate(sl) if s.numbers)
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": s.axis.name,
+            "x": list(s.x),
+            "y": list(s.y),
+            "customdata": list(s.numbers),
+            "visible": i == shown,
+            "marker": {"color": STATE_COLORS[TrialState.COMPLETE], "size": 6, "opacity": 0.75},
+            "hovertemplate": f"trial %{{customdata}}<br>{s.axis.name} %{{x}}"
+            "<br>value %{y:.6g}<extra></extra>",
+        }
+        for i, s in enumerate(sl)
+    ]
+    buttons = [
+        {
+            "label": f"{s.axis.name} ({len(s.numbers)})",
+            "method": "update",
+            "args": [{"visible": [j == i for j in range(len(sl))]}, _slice_axis(s.axis)],
+        }
+        for i, s in enumerate(sl)
+    ]
+    first = _slice_axis(sl[shown].axis)
+    xaxis: dict[str, Any] = {"title": {"text": first["xaxis.title.text"]}}
+    xaxis.update({k.split(".", 1)[1]: v for k, v in first.items() if k.count(".") == 1})
+    return {
+        "data": data,
+        "layout": _layout(
+            title,
+            showlegend=False,
+            xaxis=xaxis,
+            yaxis={"title": {"text": "value"}},
+            updatemenus=[
+                {
+                    "buttons": buttons,
+                    "active": shown,
+                    "direction": "down",
+                    "showactive": True,
+                    "x": 1.0,
+                    "xanchor": "right",
+                    "y": 1.14,
+                    "yanchor": "top",
+                }
+            ],
+        ),
+    }
+
+
+def _joined(cs: Sequence[Curve]) -> tuple[list[Any], list[Any], list[Any]]:
+    """Many curves as one trace: points separated by gaps (None). One trace draws a thousand
+    curves far faster than a thousand traces."""
+    xs: list[Any] = []
+    ys: list[Any] = []
+    ids: list[Any] = []
+    for c in cs:
+        xs.extend(c.steps)
+        ys.extend(c.values)
+        ids.extend([c.number] * len(c.steps))
+        xs.append(None)
+        ys.append(None)
+        ids.append(None)
+    return xs, ys, ids
+
+
+def curves_figure(
+    cs: Sequence[Curve], highlight: Sequence[int] = (), *, only_highlighted: bool = False
+) -> Figure:
+    """All learning curves by state, the ``highlight``-ed trials drawn on top in colour.
+
+    ``only_highlighted`` draws just those (the compare view). Trace ``meta`` holds the trial
+    numbers a trace draws, so the page can count and pick them.
+    """
+    title = "Learning curves (intermediate values)"
+    if not cs:
+        return _empty(title, "no trial has reported intermediate values yet")
+    wanted = list(dict.fromkeys(int(n) for n in highlight))
+    data: list[dict[str, Any]] = []
+    if not only_highlighted:
+        for state in (
+            TrialState.COMPLETE,
+            TrialState.PRUNED,
+            TrialState.FAILED,
+            TrialState.RUNNING,
+        ):
+            group = [c for c in cs if c.state is state]
+            if not group:
+                continue
+            xs, ys, ids = _joined(group)
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": f"{state.value} ({len(group)})",
+                    "x": xs,
+                    "y": ys,
+                    "customdata": ids,
+                    "meta": {"trials": [c.number for c in group], "state": state.value},
+                    "connectgaps": False,
+                    "opacity": 0.45,
+                    "line": {"color": STATE_COLORS[state], "width": 1},
+                    "hovertemplate": "trial %{customdata}<br>step %{x}<br>%{y:.6g}<extra></extra>",
+                }
+            )
+    by_number = {c.number: c for c in cs}
+    for i, n in enumerate(wanted):
+        c = by_number.get(n)
+        if c is None:
+            continue
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"trial {n} ({c.state.value})",
+                "x": list(c.steps),
+                "y": list(c.values),
+                "meta": {"trials": [n], "highlight": True},
+                "line": {"color": _HIGHLIGHT[i % len(_HIGHLIGHT)], "width": 3},
+                "marker": {"size": 5},
+                "hovertemplate": f"trial {n}<br>step %{{x}}<br>%{{y:.6g}}<extra></extra>",
+            }
+        )
+    if only_highlighted and not data:
+        return _empty(title, "the selected trials reported no intermediate values")
+    return {
+        "data": data,
+        "layout": _layout(
+            title,
+            xaxis={"title": {"text": "step"}},
+            yaxis={"title": {"text": "intermediate value"}},
+            legend={"orientation": "h", "y": -0.2},
+        ),
+    }
+
+
+def figure(
+    kind: str,
+    trials: Sequence[FrozenTrial],
+    space: SearchSpace,
+    direction: Direction,
+    *,
+    highlight: Sequence[int] = (),
+    only_highlighted: bool = False,
+    importance_data: Importance | None = None,
+) -> Figure:
+    """The figure of ``kind`` (one of :data:`KINDS`) for these trials.
+
+    ``importance_data`` reuses an importance already computed (the server caches it: it is
+    the one plot that costs more than reading the trials).
+    """
+    if kind == "history":
+        return history_figure(history(trials, direction))
+    if kind == "parallel":
+        return parallel_figure(parallel(trials, space), direction)
+    if kind == "importance":
+        return importance_figure(importance_data or importance(trials, space))
+    if kind == "slices":
+        return slices_figure(slices(trials, space))
+    if kind == "curves":
+        return curves_figure(curves(trials), highlight, only_highlighted=only_highlighted)
+    from hpo.exceptions import HpoError
+
+    raise HpoError(f"plot kind must be one of {list(KINDS)}, got {kind!r}.")

@@ -1,0 +1,230 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright, against the real
+`hpo dashboard` server over a store filled by a real small study.
+
+Screenshots go to $HPO_TEST_ARTIFACTS/dashboard, else test-artifacts/dashboard (gitignored).
+Skips when chromium (or Playwright) is missing, except under CI=true, where that fails.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the helper module next to this file
+
+from _dashboard_server import (
+    MLFLOW_UI,
+    Server,
+    artifacts_dir,
+    counts,
+    fill_study,
+    running_server,
+)
+
+import hpo
+
+CHROMIUM = os.environ.get("HPO_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason}; the browser tests must run in CI")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        _missing(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install playwright)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser')}/hpo.db"
+    fill_study(url, "demo", n_trials=12)
+    fill_study(url, "other", n_trials=4)
+    return url
+
+
+@pytest.fixture(scope="module")
+def server(store_url: str) -> Iterator[Server]:
+    with running_server(store_url, "--poll", "0.5", "--mlflow-ui", MLFLOW_UI) as s:
+        yield s
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+SHOTS = artifacts_dir("dashboard")
+
+
+def open_study(page: Any, server: Server, name: str) -> None:
+    page.goto(f"{server.url}/#/study/{name}")
+    page.wait_for_function("(document.body.dataset.rendered || 'studies') !== 'studies'")
+
+
+def plot(page: Any, kind: str) -> dict[str, Any]:
+    """What plotly drew: the graph div's data and layout, read back from the page."""
+    return dict(
+        page.evaluate(
+            f"""() => {{
+                const d = document.getElementById('plot-{kind}');
+                return {{data: d.data, layout: d.layout,
+                         drawn: d.querySelectorAll('.main-svg').length}};
+            }}"""
+        )
+    )
+
+
+def test_studies_page_lists_every_study(page: Any, server: Server) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-rendered='studies']")
+    rows = page.locator("#studies tbody tr")
+    assert rows.count() == 2
+    demo = page.locator("#studies tbody tr[data-name='demo']")
+    text = demo.inner_text()
+    assert "random" in text and "minimize" in text
+    assert "10 complete" in text and "1 pruned" in text and "1 failed" in text
+    page.screenshot(path=str(SHOTS / "studies.png"), full_page=True)
+    demo.locator("a").click()
+    page.wait_for_function("(document.body.dataset.rendered || 'studies') !== 'studies'")
+    assert page.locator("#study-title").inner_text() == "demo"
+
+
+def test_study_page_draws_every_trial(page: Any, server: Server, store_url: str) -> None:
+    trials = hpo.load_study("demo", storage=store_url).trials
+    n_complete = counts(trials)["complete"]
+    with_curves = sum(1 for t in trials if t.intermediate)
+    open_study(page, server, "demo")
+
+    history = plot(page, "history")
+    assert history["drawn"] > 0
+    assert len(history["data"][0]["x"]) == n_complete  # one point per completed trial
+    assert len(history["data"][1]["y"]) == n_complete  # best so far
+    points = page.locator("#plot-history .scatterlayer .trace").first.locator("path.point")
+    assert points.count() == n_complete  # the markers are in the SVG, not only in the data
+    assert history["data"][2]["name"].startswith("pruned") and len(history["data"][2]["x"]) == 1
+    parallel = plot(page, "parallel")
+    assert parallel["layout"]["meta"]["axes"] == ["lr", "layers", "optimizer", "momentum", "value"]
+    lines = [tr["meta"]["trials"] for tr in parallel["data"] if "meta" in tr]
+    assert sum(len(group) for group in lines) == n_complete  # one line per completed trial
+    # ... and drawn: one SVG path per line (gaps split a trace into paths).
+    assert page.locator("#plot-parallel .scatterlayer path.js-line").count() == n_complete
+    importance = plot(page, "importance")
+    assert sorted(importance["data"][0]["y"]) == sorted(["lr", "layers", "optimizer", "momentum"])
+    slices = plot(page, "slices")
+    sgd = sum(1 for t in trials if t.state.value == "complete" and "momentum" in t.params)
+    assert [len(tr["x"]) for tr in slices["data"]] == [n_complete] * 3 + [sgd]
+    assert [tr.get("visible", True) for tr in slices["data"]] == [True, False, False, False]
+    # The dropdown shows one parameter at a time: pick momentum.
+    page.click("#plot-slices .updatemenu-header")
+    page.locator("#plot-slices .updatemenu-dropdown-button").filter(has_text="momentum").click()
+    page.wait_for_function(
+        "document.getElementById('plot-slices').data[3].visible === true"
+        " && document.getElementById('plot-slices').layout.xaxis.title.text === 'momentum'"
+    )
+    markers = page.locator("#plot-slices .scatterlayer .trace path.point")
+    assert markers.count() == sgd  # only the shown parameter's markers are drawn
+    curves = plot(page, "curves")
+    assert sum(len(tr["meta"]["trials"]) for tr in curves["data"]) == with_curves
+    assert "permutation importance" in page.locator("#importance-method").inner_text()
+
+    rows = page.locator("#trials tbody tr")
+    assert rows.count() == len(trials)
+    assert "pruned at step 2" in page.locator("#trials tr[data-n='3']").inner_text()
+    failed = page.locator("#trials tr[data-n='5']")
+    assert "failed" in failed.inner_text() and "CUDA out of memory" in failed.inner_text()
+    link = page.locator("#trials tr[data-n='0'] a")
+    assert link.get_attribute("href") == f"{MLFLOW_UI}/#/runs/abc123"
+    assert "cpu" in page.locator("#trials tr[data-n='1']").inner_text()
+    page.screenshot(path=str(SHOTS / "study.png"), full_page=True)
+
+
+def test_table_sorts_and_filters(page: Any, server: Server, store_url: str) -> None:
+    study = hpo.load_study("demo", storage=store_url)
+    open_study(page, server, "demo")
+    page.click("#trials th[data-key='value']")
+    first = page.locator("#trials tbody tr").first.get_attribute("data-n")
+    assert first == str(study.best_trial.number)
+    page.click("#trials th[data-key='value']")  # descending; blanks (failed) stay last
+    values = [t.value for t in study.trials if t.value is not None]
+    shown = page.locator("#trials tbody tr").first.get_attribute("data-n")
+    assert study.trials[int(shown or -1)].value == max(values)
+    page.select_option("#state-filter", "failed")
+    assert page.locator("#trials tbody tr").count() == 1
+    page.select_option("#state-filter", "")
+    page.fill("#filter", "adam")
+    adam = sum(1 for t in study.trials if t.params["optimizer"] == "adam")
+    assert page.locator("#trials tbody tr").count() == adam
+
+
+def test_compare_two_trials(page: Any, server: Server) -> None:
+    open_study(page, server, "demo")
+    assert page.locator("#compare-btn").is_disabled()
+    page.check("#trials tr[data-n='1'] input")
+    page.check("#trials tr[data-n='3'] input")
+    # The learning curves highlight the selection.
+    page.wait_for_function(
+        "document.getElementById('plot-curves').data.filter(t => t.meta.highlight).length === 2"
+    )
+    page.click("#compare-btn")
+    page.wait_for_function("(document.getElementById('plot-compare').data || []).length === 2")
+    heads = page.locator("#compare-table tr").first.inner_text()
+    assert "trial 1" in heads and "trial 3" in heads
+    state_row = page.locator("#compare-table tr[data-row='state']")
+    assert "diff" in (state_row.get_attribute("class") or "")  # complete vs pruned: marked
+    assert "pruned" in state_row.inner_text()
+    device_row = page.locator("#compare-table tr[data-row='device']")
+    assert "diff" not in (device_row.get_attribute("class") or "")  # both cpu: not marked
+    compare = plot(page, "compare")
+    assert [tr["meta"]["trials"] for tr in compare["data"]] == [[1], [3]]
+    page.locator("#compare").screenshot(path=str(SHOTS / "compare.png"))
+
+
+def test_a_running_study_updates_without_reload(page: Any, server: Server, store_url: str) -> None:
+    open_study(page, server, "other")
+    before = page.locator("#trials tbody tr").count()
+    study = hpo.load_study("other", storage=store_url)
+    trial = study.ask()
+    page.wait_for_function(
+        f"document.querySelectorAll('#trials tbody tr').length === {before + 1}", timeout=15_000
+    )
+    assert "running" in page.locator(f"#trials tr[data-n='{trial.number}']").inner_text()
+    trial.report(3.0, 1)
+    study.tell(trial, 0.001)
+    page.wait_for_function(
+        f"document.getElementById('plot-history').data[0].x.includes({trial.number})",
+        timeout=15_000,
+    )
+    assert "complete" in page.locator(f"#trials tr[data-n='{trial.number}']").inner_text()
+    page.screenshot(path=str(SHOTS / "live-update.png"), full_page=True)
