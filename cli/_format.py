@@ -90,6 +90,8 @@ def trials_table(study: Any, trials: Sequence[FrozenTrial], limit: int | None = 
         detail = params_text(t.params)
         if t.state is TrialState.FAILED and t.error:
             detail = f"{detail}  [red]{t.error[:160]}[/]"
+        if t.state is TrialState.PRUNED and t.last_step is not None:
+            detail = f"{detail}  [yellow]pruned at step {t.last_step}[/]"
         table.add_row(
             str(t.number),
             f"[{style}]{t.state.value}[/]",
@@ -110,6 +112,7 @@ def trial_rows(study: Any, trials: Sequence[FrozenTrial]) -> list[dict[str, Any]
             "value": t.value,
             "params": dict(t.params),
             "intermediate": {str(k): v for k, v in t.intermediate.items()},
+            "last_step": t.last_step,
             "started_at": t.started_at.isoformat() if t.started_at else None,
             "finished_at": t.finished_at.isoformat() if t.finished_at else None,
             "duration_s": t.duration.total_seconds() if t.duration else None,

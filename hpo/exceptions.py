@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DuplicatedStudyError",
     "HpoError",
+    "PrunerError",
     "SearchExhausted",
     "SpaceError",
     "StorageError",
@@ -30,6 +31,10 @@ class SpaceError(HpoError, ValueError):
 
 class StrategyError(HpoError, ValueError):
     """An unknown strategy name or a bad strategy option."""
+
+
+class PrunerError(HpoError, ValueError):
+    """An unknown pruner name or a bad pruner option (names the option, the rule and the value)."""
 
 
 class StorageError(HpoError):
