@@ -54,6 +54,18 @@ def run(
     strategy: str = typer.Option(
         "bayes", "--strategy", help="Search strategy: grid, random, bayes or tpe."
     ),
+    pruner: str = typer.Option(
+        "none",
+        "--pruner",
+        help="Stop unpromising trials early: none, median, asha or hyperband.",
+    ),
+    pruner_opts: list[str] = typer.Option(
+        None,
+        "--pruner-opt",
+        help="A pruner option KEY=VALUE, repeatable (e.g. --pruner-opt reduction_factor=3); "
+        "max_resource defaults to the space's epoch budget.",
+        show_default=False,
+    ),
     trials: int = typer.Option(
         None,
         "--trials",
@@ -97,6 +109,29 @@ def run(
     mlflow_models: str = typer.Option(
         "best", "--mlflow-models", help="Trained models to log to MLflow: best, all or none."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        "-w",
+        min=1,
+        help="Trials at once. Above 1, they run on Ray (a local instance unless --ray-address).",
+    ),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        help="Join a Ray cluster: auto, HOST:PORT or ray://HOST:PORT [default: start one here].",
+    ),
+    cpus_per_trial: float = typer.Option(
+        None, "--cpus-per-trial", help="CPUs Ray reserves per trial [default: 1]."
+    ),
+    gpus_per_trial: float = typer.Option(
+        None,
+        "--gpus-per-trial",
+        help="GPUs Ray reserves per trial; 0.5 shares a card [default: 0].",
+    ),
+    retries: int = typer.Option(
+        0, "--retries", min=0, help="Run a trial's params again when its Ray worker dies."
+    ),
 ) -> None:
     """Run (or resume) a study: search SPACE with STRATEGY and print the best trials."""
     import hpo
@@ -121,6 +156,8 @@ def run(
         source = fn.data.summary() if hasattr(fn.data, "summary") else fn.data.source
     dirn = direction or meta.get("direction") or "minimize"
     name = study_name or f"{sp.name or Path(space).stem}-{strategy}"
+    if pruner.strip().lower() != "none":
+        name += f"-{pruner.strip().lower()}"
     study = hpo.create_study(
         space=sp,
         strategy=strategy,
@@ -129,6 +166,8 @@ def run(
         name=name,
         seed=seed,
         load_if_exists=True,
+        pruner=pruner,
+        pruner_options=_pruner_options(pruner_opts),
     )
     done = sum(1 for t in study.trials if not t.interrupted)
     con = console()
@@ -137,6 +176,9 @@ def run(
         f"{dirn}  ·  store {study.storage_url}"
     )
     con.print(f"[bold]data[/]  {source}")
+    describe = getattr(study.pruner, "describe", None)
+    if callable(describe) and pruner.strip().lower() != "none":
+        con.print(f"[bold]pruner[/] {describe()}")
     if done >= total:
         con.print(
             f"study {study.name!r} already holds {done}/{total} trials; nothing to run. "
@@ -152,13 +194,20 @@ def run(
 
             tracker = MlflowTracker(mlflow_uri, log_models=mlflow_models)
             study.observers.append(tracker)
+        executor = _executor(workers, ray_address, cpus_per_trial, gpus_per_trial, retries, tracker)
+        if executor is not None and tracker is not None:
+            study.observers.remove(tracker)  # each Ray worker tracks its own trials
         bar = Progress(study, total=total - done, timeout=timeout, epochs=epochs)
         start = time.monotonic()
         if progress:
             bar.start()
         try:
             study.optimize(
-                fn, timeout=timeout, max_trials=total, callbacks=[bar.on_trial] if progress else []
+                fn,
+                timeout=timeout,
+                max_trials=total,
+                callbacks=[bar.on_trial] if progress else [],
+                executor=executor,
             )
         finally:
             if progress:
@@ -174,6 +223,59 @@ def run(
                 soft_wrap=True,
             )
     _summary(study)
+
+
+def _executor(
+    workers: int,
+    address: str | None,
+    cpus: float | None,
+    gpus: float | None,
+    retries: int,
+    tracker: Any,
+) -> Any:
+    """A RayExecutor when the flags ask for parallel or resource-aware trials, else None (the
+    in-process loop, which costs no start-up)."""
+    if workers == 1 and address is None and cpus is None and gpus is None and not retries:
+        return None
+    from hpo.executors import RayExecutor
+
+    factory = None
+    if tracker is not None:
+        import functools
+
+        from hpo.tracking import MlflowTracker
+
+        factory = functools.partial(
+            _worker_trackers, MlflowTracker, tracker.uri, tracker.log_models
+        )
+    return RayExecutor(
+        workers=workers,
+        address=address,
+        cpus_per_trial=1.0 if cpus is None else cpus,
+        gpus_per_trial=0.0 if gpus is None else gpus,
+        retries=retries,
+        worker_observers=factory,
+    )
+
+
+def _worker_trackers(cls: Any, uri: str, log_models: str) -> list[Any]:
+    return [cls(uri, log_models=log_models)]
+
+
+def _pruner_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``["reduction_factor=3", ...]`` as ``{"reduction_factor": 3}`` (values read as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise HpoError(f"--pruner-opt must look like KEY=VALUE, got {pair!r}.")
+        try:
+            out[key.strip()] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise HpoError(f"--pruner-opt {pair!r}: cannot read the value {text!r}.") from None
+    return out
 
 
 def _summary(study: Any) -> None:

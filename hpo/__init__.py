@@ -10,9 +10,11 @@ True
 
 from __future__ import annotations
 
+from hpo import executors, pruners
 from hpo.exceptions import (
     DuplicatedStudyError,
     HpoError,
+    PrunerError,
     SearchExhausted,
     SpaceError,
     StorageError,
@@ -21,6 +23,8 @@ from hpo.exceptions import (
     StudyNotFoundError,
     TrialPruned,
 )
+from hpo.executors import RayExecutor
+from hpo.pruners import ASHA, PRUNERS, Hyperband, MedianPruner, NoPruner, get_pruner
 from hpo.space import Categorical, Float, Int, SearchSpace, available_spaces, load_space
 from hpo.strategies import STRATEGIES, Strategy, get_strategy
 from hpo.study import Study, create_study, delete_study, list_studies, load_study
@@ -30,6 +34,8 @@ from hpo.trial._trial import Trial
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASHA",
+    "PRUNERS",
     "STRATEGIES",
     "Categorical",
     "Direction",
@@ -37,7 +43,12 @@ __all__ = [
     "Float",
     "FrozenTrial",
     "HpoError",
+    "Hyperband",
     "Int",
+    "MedianPruner",
+    "NoPruner",
+    "PrunerError",
+    "RayExecutor",
     "SearchExhausted",
     "SearchSpace",
     "SpaceError",
@@ -54,8 +65,11 @@ __all__ = [
     "available_spaces",
     "create_study",
     "delete_study",
+    "executors",
+    "get_pruner",
     "get_strategy",
     "list_studies",
     "load_space",
     "load_study",
+    "pruners",
 ]

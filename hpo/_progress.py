@@ -50,6 +50,7 @@ class Progress:
         self.done = 0
         self.best: FrozenTrial | None = None
         self.running: Trial | None = None
+        self.in_flight: set[int] = set()  # numbers of this run's trials now running
         self.step: int | None = None
         self.t0 = time.monotonic()
         self.durations: list[float] = []
@@ -64,6 +65,7 @@ class Progress:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         self.study._report_listeners.append(self.on_report)
+        self.study._start_listeners.append(self.on_start)
         if not self.interactive:
             return
         from rich.console import Console
@@ -86,6 +88,8 @@ class Progress:
     def stop(self) -> None:
         if self.on_report in self.study._report_listeners:
             self.study._report_listeners.remove(self.on_report)
+        if self.on_start in self.study._start_listeners:
+            self.study._start_listeners.remove(self.on_start)
         if self._live is not None:
             self._live.update(self._task, status=self._status(final=True))
             self._live.stop()
@@ -94,6 +98,7 @@ class Progress:
     # -- events --------------------------------------------------------------------------
     def on_start(self, trial: Trial) -> None:
         self.running, self.step = trial, None
+        self.in_flight.add(trial.number)
         self._refresh()
 
     def on_report(self, trial: Trial, step: int, value: float) -> None:
@@ -103,6 +108,7 @@ class Progress:
     def on_trial(self, study: Study, trial: FrozenTrial) -> None:
         self.done += 1
         self.running = None
+        self.in_flight.discard(trial.number)
         if trial.duration is not None:
             self.durations.append(trial.duration.total_seconds())
         if (
@@ -123,6 +129,8 @@ class Progress:
                 what += f" value={trial.value:.6g}"
             if trial.state is TrialState.FAILED and trial.error:
                 what += f" ({trial.error[:120]})"
+            if trial.state is TrialState.PRUNED and trial.last_step is not None:
+                what += f" at step {trial.last_step}"
             total = "?" if self.total is None else str(self.total)
             print(
                 f"[hpo] trial {trial.number} {what} | {self.done}/{total} done | "
@@ -154,7 +162,11 @@ class Progress:
 
     def _status(self, final: bool = False) -> str:
         parts = []
-        if self.running is not None and not final:
+        if len(self.in_flight) > 1 and not final:
+            numbers = sorted(self.in_flight)
+            shown = ", ".join(f"#{n}" for n in numbers[:6]) + (" ..." if len(numbers) > 6 else "")
+            parts.append(f"running {shown}")
+        elif self.running is not None and not final:
             run = f"trial #{self.running.number}"
             if self.step is not None:
                 # Objectives report after each epoch (counted from 1) when a budget is known.

@@ -26,6 +26,7 @@ from hpo.exceptions import (
     StudyMismatchError,
     TrialPruned,
 )
+from hpo.pruners import BasePruner, Pruner, epoch_budget, get_pruner
 from hpo.space import Param, SearchSpace, load_space
 from hpo.storage import Store, StudyRecord, StudySummary, get_store
 from hpo.strategies import Strategy, get_strategy
@@ -33,6 +34,7 @@ from hpo.trial import Direction, FrozenTrial, TrialState
 from hpo.trial._trial import Trial, check_value
 
 __all__ = [
+    "Executor",
     "Observer",
     "Pruner",
     "Study",
@@ -48,10 +50,19 @@ Objective = Callable[[Trial], Any]
 Callback = Callable[["Study", FrozenTrial], None]
 
 
-class Pruner(Protocol):
-    """Decides whether a running trial should stop early, from the store's history."""
+class Executor(Protocol):
+    """Runs a study's trials somewhere (see :mod:`hpo.executors`)."""
 
-    def should_prune(self, study: Study, trial: Trial) -> bool: ...
+    def run(
+        self,
+        study: Study,
+        objective: Objective,
+        *,
+        n_trials: int | None,
+        timeout: float | None,
+        max_trials: int | None,
+        callbacks: Iterable[Callback],
+    ) -> None: ...
 
 
 class Observer(Protocol):
@@ -91,6 +102,8 @@ class Study:
         self._hb_stop: threading.Event | None = None
         # Called as listener(trial, step, value) after each trial.report (progress display).
         self._report_listeners: list[Callable[[Trial, int, float], None]] = []
+        # Called as listener(trial) when a trial of this process starts running.
+        self._start_listeners: list[Callable[[Trial], None]] = []
         self.observers: list[Observer] = []
 
     # -- identity ------------------------------------------------------------------------
@@ -308,6 +321,43 @@ class Study:
                 return t
         raise HpoError(f"study {self.name!r} has no trial {number}.")
 
+    def fail_orphaned_trials(self) -> list[int]:
+        """Fail running trials whose process on this machine is gone; their numbers.
+
+        A trial records the host and pid of the process that asked for it. When that process
+        was killed (a driver killed mid-study), its trials need not wait ``stale_after``
+        seconds for their heartbeats to age: a rerun on the same machine sees at once that the
+        process no longer exists and marks them interrupted.
+        """
+        here = socket.gethostname()
+        numbers = []
+        for t in self._store.get_trials(self._record.id, states=[TrialState.RUNNING]):
+            attrs = t.system_attrs
+            pid = attrs.get("pid")
+            if attrs.get("host") != here or not isinstance(pid, int) or _alive(pid):
+                continue
+            if self._store.finish_trial(
+                int(attrs["trial_id"]),
+                TrialState.FAILED,
+                error=f"interrupted: the process that ran this trial (pid {pid}) stopped",
+                system_attrs={"interrupted": True},
+            ):
+                numbers.append(t.number)
+        return numbers
+
+    def _started(self, trial: Trial) -> None:
+        for listener in list(self._start_listeners):
+            listener(trial)
+
+    def _track_running(self, trial_id: int) -> None:
+        """Keep this trial's heartbeat going from this process."""
+        with self._lock:
+            self._running.add(trial_id)
+
+    def _forget_running(self, trial_id: int) -> None:
+        with self._lock:
+            self._running.discard(trial_id)
+
     def fail_stale_trials(self, older_than_seconds: float | None = None) -> list[int]:
         """Fail running trials whose process stopped sending heartbeats; their numbers."""
         age = self.stale_after if older_than_seconds is None else older_than_seconds
@@ -324,8 +374,10 @@ class Study:
         callbacks: Iterable[Callback] = (),
         show_progress: bool = False,
         max_trials: int | None = None,
+        executor: Executor | None = None,
     ) -> None:
-        """Run ``objective`` on new trials, one after another, in this process.
+        """Run ``objective`` on new trials: one after another in this process, or in parallel
+        with an ``executor`` such as :class:`hpo.executors.RayExecutor`.
 
         Stops after ``n_trials`` trials of this call, after ``timeout`` seconds (the running
         trial is finished first), or when the strategy is exhausted, whichever comes first.
@@ -334,12 +386,14 @@ class Study:
         ends the trial as pruned. Ctrl-C marks the running trial failed (interrupted), then
         stops: rerun to resume. ``max_trials`` stops once the *study* holds that many trials
         (interrupted ones not counted), whoever ran them: the budget of a resumable run.
+        With an executor, ``n_trials`` counts trials started by this call and trials in
+        flight when the timeout passes are finished first.
         """
         if n_trials is not None and (isinstance(n_trials, bool) or n_trials < 0):
             raise HpoError(f"n_trials must be a non-negative integer, got {n_trials!r}.")
         if n_trials is None and timeout is None and max_trials is None:
             log.info("optimize without n_trials or timeout runs until the search is exhausted")
-        stale = self.fail_stale_trials()
+        stale = sorted(self.fail_orphaned_trials() + self.fail_stale_trials())
         if stale:
             log.warning("marked trial(s) %s failed: their process stopped (interrupted)", stale)
         callbacks = list(callbacks)
@@ -360,6 +414,16 @@ class Study:
         try:
             if progress is not None:
                 progress.start()
+            if executor is not None:
+                executor.run(
+                    self,
+                    objective,
+                    n_trials=n_trials,
+                    timeout=timeout,
+                    max_trials=max_trials,
+                    callbacks=callbacks,
+                )
+                return
             while n_trials is None or done < n_trials:
                 if timeout is not None and time.monotonic() - start >= timeout:
                     break
@@ -368,8 +432,7 @@ class Study:
                 except SearchExhausted as e:
                     log.debug("%s", e)
                     break
-                if progress is not None:
-                    progress.on_start(trial)
+                self._started(trial)
                 frozen = self._run_one(objective, trial)
                 done += 1
                 for cb in callbacks:
@@ -437,6 +500,18 @@ class Study:
 # -- making and reopening studies ---------------------------------------------------------
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def _as_space(space: SearchSpace | Mapping[str, Any] | str | Path) -> SearchSpace:
     if isinstance(space, SearchSpace):
         return space
@@ -474,8 +549,9 @@ def create_study(
     seed: int | None = 0,
     *,
     load_if_exists: bool = False,
-    pruner: Pruner | None = None,
+    pruner: str | Pruner | None = None,
     strategy_options: Mapping[str, Any] | None = None,
+    pruner_options: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> Study:
     """Create a study (or reopen it with ``load_if_exists=True``).
@@ -491,17 +567,24 @@ def create_study(
         seed: Seeds every random choice; ``None`` picks one (and stores it).
         load_if_exists: Reopen an existing study of that name instead of failing. The space
             and direction must match what the study was made with.
-        pruner: Stops unpromising trials early (see ``hpo.pruners``).
+        pruner: Stops unpromising trials early: ``"none"`` (the default, also ``None``),
+            ``"median"``, ``"asha"``, ``"hyperband"`` or a pruner object (see
+            :mod:`hpo.pruners`). Its budget-dependent defaults (ASHA's ``max_resource``) come
+            from the space's epoch budget. A new study stores it, so that :func:`load_study`
+            prunes the same way; reopening uses the one given here.
         strategy_options: Options of the strategy (e.g. ``{"points": 7}`` for grid).
+        pruner_options: Options of a pruner given by name (e.g. ``{"reduction_factor": 3}``).
         meta: Free-form data kept with the study (the CLI stores model, dataset, budget).
 
     Raises:
         DuplicatedStudyError: the name is taken and ``load_if_exists`` is False.
         StudyMismatchError: reopening with another space or direction.
+        PrunerError: unknown pruner or a bad pruner setting.
     """
     store = get_store(storage)
     direction = Direction.parse(direction)
     strat = get_strategy(strategy, **dict(strategy_options or {}))
+    prn = get_pruner(pruner, **dict(pruner_options or {}))
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31))  # type: ignore[operator]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -515,7 +598,7 @@ def create_study(
             if not isinstance(e, KeyError):
                 raise
         else:
-            return _reopen(store, record, sp, strat, direction, pruner)
+            return _reopen(store, record, sp, strat, direction, prn)
     if sp is None:
         raise SpaceError("create_study needs a space for a new study.")
     full_meta = {**sp.meta, **dict(meta or {})}
@@ -523,6 +606,9 @@ def create_study(
         full_meta.setdefault("space_name", sp.name)
     if sp.description:
         full_meta.setdefault("space_description", sp.description)
+    prn = _for_budget(prn, sp, full_meta)
+    if isinstance(prn, BasePruner):
+        full_meta["pruner"] = {"name": prn.name, "options": prn.options()}
     try:
         record = store.create_study(
             name=name,
@@ -541,8 +627,20 @@ def create_study(
                 "or choose another name."
             ) from None
         record = store.get_study(name)  # created by another process a moment ago
-        return _reopen(store, record, sp, strat, direction, pruner)
-    return Study(store, record, sp, strat, pruner)
+        return _reopen(store, record, sp, strat, direction, prn)
+    return Study(store, record, sp, strat, prn)
+
+
+def _for_budget(pruner: Pruner, space: SearchSpace | None, meta: Mapping[str, Any]) -> Pruner:
+    """The pruner with the study's epoch budget filled in and checked (hpo's own pruners)."""
+    if isinstance(pruner, BasePruner):
+        return pruner.for_budget(epoch_budget(space, meta))
+    return pruner
+
+
+def _stored_pruner(record: StudyRecord) -> dict[str, Any] | None:
+    spec = record.meta.get("pruner")
+    return dict(spec) if isinstance(spec, Mapping) and "name" in spec else None
 
 
 def _reopen(
@@ -551,7 +649,7 @@ def _reopen(
     space: SearchSpace | None,
     strategy: Strategy,
     direction: Direction,
-    pruner: Pruner | None,
+    pruner: Pruner,
 ) -> Study:
     stored_space = SearchSpace.from_dict(record.space)
     if space is not None and space.to_dict() != stored_space.to_dict():
@@ -575,6 +673,15 @@ def _reopen(
             record.strategy,
             strategy.name,
         )
+    pruner = _for_budget(pruner, stored_space, record.meta)
+    stored = _stored_pruner(record)
+    if isinstance(pruner, BasePruner) and stored is not None and stored["name"] != pruner.name:
+        log.info(
+            "study %r was made with pruner %r; this process prunes with %r",
+            record.name,
+            stored["name"],
+            pruner.name,
+        )
     return Study(store, record, stored_space, strategy, pruner)
 
 
@@ -583,12 +690,16 @@ def load_study(
     storage: str | Store | None,
     *,
     strategy: str | Strategy | None = None,
-    pruner: Pruner | None = None,
+    pruner: str | Pruner | None = None,
+    pruner_options: Mapping[str, Any] | None = None,
 ) -> Study:
-    """Reopen a stored study, with the strategy (and options) it was created with.
+    """Reopen a stored study, with the strategy and the pruner (and their options) it was
+    created with, unless ``strategy`` / ``pruner`` say otherwise (``pruner="none"`` turns
+    pruning off).
 
     Raises:
         StudyNotFoundError: no such study in the store.
+        PrunerError: unknown pruner or a bad pruner setting.
     """
     store = get_store(storage)
     record = store.get_study(name)
@@ -603,7 +714,12 @@ def load_study(
         if strategy is None
         else get_strategy(strategy)
     )
-    return Study(store, record, space, strat, pruner)
+    stored = _stored_pruner(record)
+    if pruner is None and stored is not None:
+        prn = get_pruner(stored["name"], **dict(stored.get("options") or {}))
+    else:
+        prn = get_pruner(pruner, **dict(pruner_options or {}))
+    return Study(store, record, space, strat, _for_budget(prn, space, record.meta))
 
 
 def list_studies(storage: str | Store | None) -> list[StudySummary]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 
 import pytest
+
+# Test helpers that are not tests (tests/_cluster.py) import as top-level modules.
+sys.path.insert(0, os.path.dirname(__file__))
 
 # The PostgreSQL server the tests use (trust auth). Inside a network namespace without
 # 127.0.0.1:5432 use the Unix socket: postgresql://postgres@/test?host=/var/run/postgresql

@@ -292,7 +292,9 @@ class MlflowTracker:
             "hpo.trial": str(frozen.number),
             "hpo.strategy": study.record.strategy,
             "hpo.state": frozen.state.value,
-            "hpo.host": str(frozen.system_attrs.get("host", "")),
+            "hpo.host": str(
+                frozen.system_attrs.get("worker_host", frozen.system_attrs.get("host", ""))
+            ),
             "hpo.device": str(
                 frozen.user_attrs.get("device", frozen.system_attrs.get("device", "cpu"))
             ),

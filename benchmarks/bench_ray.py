@@ -1,0 +1,250 @@
+"""Parallel trials on Ray: scaling, dispatch overhead against Ray Tune, parallel search quality.
+
+Three measurements, each side by side with its reference in one run:
+
+``scaling``
+    CPU-bound trials of about ``--trial-seconds`` each (a pure-Python loop, calibrated on this
+    machine first): trials per minute with ``hpo``'s default in-process executor (1 worker)
+    and with ``RayExecutor(workers=2)``, same study size, SQLite store. The Ray figure includes
+    starting and stopping the local Ray instance, as a user pays it. Target: >= 1.7x.
+
+``dispatch``
+    ``--trials`` trials of a trivial objective: total wall time of ``hpo`` with
+    ``RayExecutor(workers=2)`` (random strategy, SQLite store, every trial written), against a
+    plain Ray Tune ``Tuner`` over the same function (``num_samples=--trials``,
+    ``max_concurrent_trials=2``, the same uniform parameter); both start and stop their own
+    local Ray. Target: hpo no slower.
+
+``quality``
+    bayes with 4 concurrent workers against sequential bayes: median final regret after
+    ``--budget`` trials over ``--seeds`` seeds on the engine's benchmark problems. The workers
+    are simulated deterministically on the real ask/tell API: 4 trials are always running,
+    each takes a random time (seeded), and the one that finishes first is told first — exactly
+    what the strategy sees with 4 Ray workers, without the noise of real timing. Target:
+    parallel regret <= 1.5x sequential, per problem.
+
+Commands
+    .venv/bin/python benchmarks/bench_ray.py scaling --json benchmarks/results/ray_scaling.json
+    .venv/bin/python benchmarks/bench_ray.py dispatch --json benchmarks/results/ray_dispatch.json
+    .venv/bin/python benchmarks/bench_ray.py quality --json benchmarks/results/ray_quality.json
+    quick smoke check of all three: add --quick
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import argparse
+import heapq
+import logging
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _problems import PROBLEMS
+from _report import write_json
+
+import hpo
+from hpo.executors import RayExecutor
+
+SPACE = hpo.SearchSpace({"x": hpo.Float(0.0, 1.0)})
+_LOOPS_PER_SECOND = 0.0
+
+
+# -- objectives (module level: Ray ships them to its workers) ------------------------------
+
+
+def spin(n: int) -> float:
+    acc = 0.0
+    for i in range(n):
+        acc += (i % 7) * 0.5
+    return acc
+
+
+def busy(trial: hpo.Trial) -> float:
+    spin(int(os.environ["HPO_BENCH_LOOPS"]))
+    return float(trial.params["x"])
+
+
+def trivial(trial: hpo.Trial) -> float:
+    return float(trial.params["x"]) ** 2
+
+
+def tune_trivial(config: dict[str, Any]) -> dict[str, float]:
+    return {"value": float(config["x"]) ** 2}
+
+
+def _calibrate(seconds: float) -> int:
+    n = 2_000_000
+    while True:
+        t0 = time.perf_counter()
+        spin(n)
+        dt = time.perf_counter() - t0
+        if dt > 0.5:
+            return int(n * seconds / dt)
+        n *= 2
+
+
+# -- scaling --------------------------------------------------------------------------------
+
+
+def scaling(args: argparse.Namespace) -> dict[str, Any]:
+    loops = _calibrate(args.trial_seconds)
+    os.environ["HPO_BENCH_LOOPS"] = str(loops)  # Ray's local workers inherit it
+    n = args.trials_scaling
+    out: dict[str, Any] = {"trials": n, "loops": loops}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, executor in [("in-process", None), ("ray-2", RayExecutor(workers=2))]:
+            study = hpo.create_study(
+                space=SPACE, strategy="random", storage=f"sqlite:///{tmp}/{label}.db", name=label
+            )
+            t0 = time.perf_counter()
+            study.optimize(busy, n_trials=n, executor=executor)
+            wall = time.perf_counter() - t0
+            done = sum(t.state is hpo.TrialState.COMPLETE for t in study.trials)
+            assert done == n, f"{label}: {done}/{n} trials complete"
+            durations = [t.duration.total_seconds() for t in study.trials if t.duration]
+            out[label] = {
+                "wall_s": wall,
+                "trials_per_min": 60 * n / wall,
+                "median_trial_s": statistics.median(durations),
+            }
+            print(
+                f"{label:>10}: {n} trials in {wall:6.1f} s = {60 * n / wall:5.2f} trials/min "
+                f"(median trial {statistics.median(durations):.2f} s)"
+            )
+    out["speedup"] = out["ray-2"]["trials_per_min"] / out["in-process"]["trials_per_min"]
+    print(f"speed-up with 2 workers: {out['speedup']:.2f}x (target >= 1.7x)")
+    return out
+
+
+# -- dispatch overhead ----------------------------------------------------------------------
+
+
+def dispatch(args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+    from ray import tune
+
+    n = args.trials_dispatch
+    out: dict[str, Any] = {"trials": n}
+    with tempfile.TemporaryDirectory() as tmp:
+        study = hpo.create_study(
+            space=SPACE, strategy="random", storage=f"sqlite:///{tmp}/hpo.db", name="dispatch"
+        )
+        t0 = time.perf_counter()
+        study.optimize(trivial, n_trials=n, executor=RayExecutor(workers=2))
+        out["hpo_s"] = time.perf_counter() - t0
+        assert sum(t.state is hpo.TrialState.COMPLETE for t in study.trials) == n
+        print(f"hpo RayExecutor(workers=2): {n} trials in {out['hpo_s']:.1f} s")
+
+        t0 = time.perf_counter()
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
+        tuner = tune.Tuner(
+            tune_trivial,
+            param_space={"x": tune.uniform(0.0, 1.0)},
+            tune_config=tune.TuneConfig(num_samples=n, max_concurrent_trials=2),
+            run_config=tune.RunConfig(storage_path=f"{tmp}/tune", verbose=0),
+        )
+        results = tuner.fit()
+        ray.shutdown()
+        out["tune_s"] = time.perf_counter() - t0
+        assert len(results) == n and not results.errors
+        print(f"Ray Tune Tuner (2 concurrent): {n} trials in {out['tune_s']:.1f} s")
+    out["ratio"] = out["hpo_s"] / out["tune_s"]
+    print(f"hpo / Tune wall time: {out['ratio']:.2f} (target <= 1.0)")
+    return out
+
+
+# -- parallel search quality ----------------------------------------------------------------
+
+
+def _simulate(problem: str, seed: int, budget: int, workers: int) -> float:
+    """Final regret of bayes with ``workers`` trials always in flight (1 = sequential)."""
+    import torch
+
+    torch.set_num_threads(1)
+    logging.getLogger("hpo").setLevel(logging.ERROR)
+    prob = PROBLEMS[problem]
+    study = hpo.create_study(space=prob.space, strategy="bayes", seed=seed)
+    rng = __import__("random").Random(seed)
+    clock = 0.0
+    running: list[tuple[float, int, Any]] = []
+    asked = 0
+    while asked < budget or running:
+        while asked < budget and len(running) < workers:
+            trial = study.ask()
+            heapq.heappush(running, (clock + rng.uniform(0.5, 1.5), trial.number, trial))
+            asked += 1
+        clock, _, trial = heapq.heappop(running)
+        study.tell(trial, prob.f(trial.params))
+    return float(study.best_value - prob.optimum)
+
+
+def _job(job: tuple[str, int, int, int]) -> tuple[str, int, int, float]:
+    problem, seed, budget, workers = job
+    return problem, workers, seed, _simulate(problem, seed, budget, workers)
+
+
+def quality(args: argparse.Namespace) -> dict[str, Any]:
+    jobs = [
+        (p, s, args.budget, w) for p in args.problems for s in range(args.seeds) for w in (4, 1)
+    ]
+    results: dict[str, dict[int, list[float]]] = {p: {1: [], 4: []} for p in args.problems}
+    t0 = time.perf_counter()
+    with mp.get_context("spawn").Pool(args.processes) as pool:
+        for problem, workers, _seed, regret in pool.imap_unordered(_job, jobs):
+            results[problem][workers].append(regret)
+    out: dict[str, Any] = {"budget": args.budget, "seeds": args.seeds, "problems": {}}
+    print(f"\n{'problem':<12} {'sequential':>12} {'4 workers':>12} {'ratio':>7}  pass (<= 1.5)")
+    for p in args.problems:
+        seq = statistics.median(results[p][1])
+        par = statistics.median(results[p][4])
+        ratio = par / seq if seq > 0 else (1.0 if par <= seq else float("inf"))
+        ok = ratio <= 1.5
+        out["problems"][p] = {"sequential": seq, "parallel4": par, "ratio": ratio, "pass": ok}
+        print(f"{p:<12} {seq:12.4g} {par:12.4g} {ratio:7.2f}  {'yes' if ok else 'NO'}")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("what", choices=["scaling", "dispatch", "quality", "all"])
+    ap.add_argument("--quick", action="store_true", help="a smoke check: small and fast")
+    ap.add_argument("--trial-seconds", type=float, default=5.0)
+    ap.add_argument("--trials-scaling", type=int, default=20)
+    ap.add_argument("--trials-dispatch", type=int, default=100)
+    ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--problems", nargs="+", default=list(PROBLEMS))
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if args.quick:
+        args.trial_seconds, args.trials_scaling, args.trials_dispatch = 1.0, 4, 20
+        args.budget, args.seeds, args.problems = 15, 2, ["branin", "mixed"]
+    payload: dict[str, Any] = {"machine": f"{os.cpu_count()} CPUs"}
+    for what in ["scaling", "dispatch", "quality"]:
+        if args.what in (what, "all"):
+            print(f"== {what}")
+            payload[what] = globals()[what](args)
+    write_json(args.json, args, **payload)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,416 @@
+"""RayExecutor: run a study's trials in parallel on Ray, on one machine or a cluster.
+
+How it works
+    The driver (the process calling ``optimize``) keeps up to ``workers`` trials in flight.
+    For each it asks the study for a trial — the strategy sees every running trial, so
+    parallel proposals stay apart — and submits one Ray *task* with the trial's CPU/GPU
+    request. The task opens the study's store, runs ``objective(trial)`` and tells the result
+    itself: intermediate values, user attributes and the final state go straight to the store
+    from wherever the trial runs, so the store stays the single source of truth and a pruner
+    on any machine sees the same history. The driver hears the task end, reads the trial back
+    and runs callbacks and observers.
+
+Why Ray core tasks and not Ray Tune
+    Ray Tune wraps every trial in an actor, a result pipeline and a checkpoint directory; hpo
+    already owns those jobs (store, strategy, tracking), so Tune would be pure overhead. A
+    plain task per trial measures faster (``benchmarks/bench_ray.py``: 100 trivial trials on
+    two workers against a plain Tune ``Tuner``) and keeps the scheduling in Ray.
+
+Failures
+    * The objective raising, returning NaN, etc.: a failed trial, as in-process.
+    * The worker process or its node dying mid-trial: the driver marks the trial failed
+      ("worker died ..."); with ``retries`` the same params run again as a new trial and the
+      dead one is marked interrupted (so it counts neither in the budget nor for the model).
+    * The driver dying: Ray kills its tasks; a rerun marks the orphaned running trials
+      interrupted and resumes with the remaining budget.
+    * Ctrl-C: running tasks are cancelled, their trials marked interrupted, and a Ray instance
+      the executor started is shut down with all its processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hpo.exceptions import HpoError, SearchExhausted
+from hpo.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from hpo.study import Observer, Study
+    from hpo.trial._trial import Trial
+
+__all__ = ["RayExecutor"]
+
+log = logging.getLogger("hpo")
+
+_CLUSTER_HELP = "start one with `ray start --head`, or check the address"
+
+
+@dataclass
+class RayExecutor:
+    """Run trials in parallel on Ray.
+
+    Args:
+        workers: Trials in flight at once.
+        cpus_per_trial: CPUs Ray reserves for each trial (fractions allowed); the trial's
+            threads are limited to it.
+        gpus_per_trial: GPUs Ray reserves for each trial (fractions such as 0.5 share a card;
+            above 1, whole numbers). The trial sees only the GPU(s) Ray gave it.
+        address: ``None`` starts a local Ray instance for this run and stops it afterwards;
+            ``"auto"``, ``"HOST:PORT"`` or ``"ray://HOST:PORT"`` joins an existing cluster.
+        retries: How many times params whose worker died are run again as a new trial.
+        worker_observers: A picklable factory called once in each worker process, returning
+            observers that see the live trial there (the MLflow tracker, which logs the
+            trained model, is one). The study's own ``observers`` run in the driver and get
+            the finished trial without its in-memory artifacts.
+        init_kwargs: Extra keyword arguments for ``ray.init``.
+    """
+
+    workers: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: str | None = None
+    retries: int = 0
+    worker_observers: Callable[[], Sequence[Observer]] | None = None
+    init_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise HpoError(f"workers must be an integer >= 1, got {self.workers!r}.")
+        if not _number(self.cpus_per_trial) or self.cpus_per_trial <= 0:
+            raise HpoError(f"cpus per trial must be a number > 0, got {self.cpus_per_trial!r}.")
+        if not _number(self.gpus_per_trial) or self.gpus_per_trial < 0:
+            raise HpoError(f"gpus per trial must be a number >= 0, got {self.gpus_per_trial!r}.")
+        if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
+            raise HpoError(
+                f"gpus per trial above 1 must be a whole number, got {self.gpus_per_trial!r} "
+                "(Ray shares a GPU only in fractions of one card)."
+            )
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise HpoError(f"retries must be an integer >= 0, got {self.retries!r}.")
+
+    # -- the driver loop -----------------------------------------------------------------
+    def run(
+        self,
+        study: Study,
+        objective: Callable[[Trial], Any],
+        *,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        max_trials: int | None = None,
+        callbacks: Iterable[Callable[[Study, FrozenTrial], None]] = (),
+    ) -> None:
+        """Run trials until ``n_trials`` were started, ``timeout`` passed, the study holds
+        ``max_trials`` or the strategy is exhausted; trials in flight are finished first."""
+        storage = shareable_url(study.storage_url)
+        callbacks = list(callbacks)
+        ray = _import_ray()
+        saved_address = os.environ.get("RAY_ADDRESS")
+        started = self._connect(ray)
+        try:
+            self._check_cluster(ray, storage)
+            _pickle_by_value(ray, objective)
+            task = ray.remote(_run_trial)
+            resources = {
+                "num_cpus": self.cpus_per_trial,
+                "num_gpus": self.gpus_per_trial,
+                "max_retries": 0,  # a dead worker's trial is failed or retried by us, visibly
+                "retry_exceptions": False,
+            }
+            objective_ref = ray.put(objective)
+            base: dict[str, Any] = {
+                "storage": storage,
+                "study": study.name,
+                "pruner": study.pruner,
+                "observers": self.worker_observers,
+                "cpus": self.cpus_per_trial,
+                "driver_host": socket.gethostname(),
+                "sqlite": storage.startswith("sqlite"),
+                "heartbeat_interval": study.heartbeat_interval,
+            }
+            in_flight: dict[Any, tuple[Trial, int]] = {}
+
+            def submit(trial: Trial, attempt: int) -> None:
+                spec = {
+                    **base,
+                    "trial_id": trial.trial_id,
+                    "number": trial.number,
+                    "params": dict(trial.params),
+                }
+                ref = task.options(name=f"hpo-trial-{trial.number}", **resources).remote(
+                    spec, objective_ref
+                )
+                in_flight[ref] = (trial, attempt)
+                study._started(trial)
+
+            t0 = time.monotonic()
+            asked = 0
+            exhausted = False
+            try:
+                while True:
+                    while len(in_flight) < self.workers and not exhausted:
+                        if n_trials is not None and asked >= n_trials:
+                            break
+                        if timeout is not None and time.monotonic() - t0 >= timeout:
+                            break
+                        try:
+                            trial = study.ask(max_trials=max_trials)
+                        except SearchExhausted as e:
+                            log.debug("%s", e)
+                            exhausted = True
+                            break
+                        asked += 1
+                        submit(trial, 0)
+                    if not in_flight:
+                        break
+                    ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                    for ref in ready:
+                        trial, attempt = in_flight.pop(ref)
+                        frozen, retry = self._collect(ray, study, ref, trial, attempt)
+                        if retry:
+                            submit(study.ask(params=trial.params), attempt + 1)
+                        study._notify(frozen, None)
+                        for cb in callbacks:
+                            cb(study, frozen)
+            except KeyboardInterrupt:
+                self._cancel(ray, study, in_flight)
+                raise
+        finally:
+            if started:
+                ray.shutdown()
+                # ray.init exports the address of the instance it started; it is gone now,
+                # and a later ray.init() in this process must not try to join it.
+                if saved_address is None:
+                    os.environ.pop("RAY_ADDRESS", None)
+                else:
+                    os.environ["RAY_ADDRESS"] = saved_address
+
+    def _collect(
+        self, ray: Any, study: Study, ref: Any, trial: Trial, attempt: int
+    ) -> tuple[FrozenTrial, bool]:
+        """The finished trial, after making sure the store says it finished; and whether its
+        params should run again (its worker died and retries are left)."""
+        crashed = False
+        reason = None
+        try:
+            ray.get(ref)
+        except ray.exceptions.TaskCancelledError:
+            reason = "interrupted: the trial's task was cancelled"
+        except ray.exceptions.RayTaskError as e:  # hpo's own code failed in the task
+            cause = getattr(e, "cause", None) or e
+            reason = f"{type(cause).__name__}: {_gist(str(cause))}"
+        except ray.exceptions.RayError as e:  # the worker process or its node died
+            crashed = True
+            reason = f"worker died while running this trial ({type(e).__name__})"
+        study._forget_running(trial.trial_id)
+        frozen = study._read_trial(trial.number)
+        if frozen.state is not TrialState.RUNNING:
+            return frozen, False
+        retry = crashed and attempt < self.retries
+        if retry:
+            reason = f"{reason}; retried as a new trial ({attempt + 1}/{self.retries})"
+        log.warning("trial %d failed: %s", trial.number, reason)
+        interrupted = retry or (reason or "").startswith("interrupted")
+        study._store.finish_trial(
+            trial.trial_id,
+            TrialState.FAILED,
+            error=reason,
+            system_attrs={"interrupted": True} if interrupted else None,
+        )
+        return study._read_trial(trial.number), retry
+
+    def _cancel(self, ray: Any, study: Study, in_flight: Mapping[Any, tuple[Trial, int]]) -> None:
+        """Ctrl-C: stop every running trial and mark it interrupted."""
+        for ref in in_flight:
+            try:
+                ray.cancel(ref)
+            except Exception as e:  # already done, or the worker is gone
+                log.debug("cancel: %s", e)
+        if in_flight:
+            try:
+                ray.wait(list(in_flight), num_returns=len(in_flight), timeout=10.0)
+            except Exception as e:
+                log.debug("wait after cancel: %s", e)
+        for trial, _attempt in in_flight.values():
+            study._store.finish_trial(
+                trial.trial_id,
+                TrialState.FAILED,
+                error="interrupted: stopped by Ctrl-C",
+                system_attrs={"interrupted": True},
+            )
+            study._forget_running(trial.trial_id)
+
+    # -- the cluster ---------------------------------------------------------------------
+    def _connect(self, ray: Any) -> bool:
+        """Join or start Ray; True when this run started it (and must stop it)."""
+        if ray.is_initialized():
+            return False
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "logging_level": logging.WARNING,
+        }
+        kwargs.update(self.init_kwargs)
+        if self.address is None:
+            need = math.ceil(self.workers * self.cpus_per_trial)
+            kwargs.setdefault("num_cpus", max(os.cpu_count() or 1, need))
+            ray.init(address="local", **kwargs)
+            return True
+        try:
+            ray.init(address=self.address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise HpoError(
+                f"cannot connect to the Ray cluster at {self.address!r}: "
+                f"{_gist(str(e))} ({_CLUSTER_HELP})."
+            ) from None
+        return True
+
+    def _check_cluster(self, ray: Any, storage: str) -> None:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        resources = [n.get("Resources", {}) for n in nodes]
+        where = f"{len(nodes)} node(s)"
+        most_cpus = max((r.get("CPU", 0.0) for r in resources), default=0.0)
+        most_gpus = max((r.get("GPU", 0.0) for r in resources), default=0.0)
+        if self.gpus_per_trial > most_gpus:
+            raise HpoError(
+                f"each trial asks for {self.gpus_per_trial:g} GPU(s), but no node of the Ray "
+                f"cluster has that many (most: {most_gpus:g} on {where}); lower "
+                "--gpus-per-trial or add a node with GPUs."
+            )
+        if self.cpus_per_trial > most_cpus:
+            raise HpoError(
+                f"each trial asks for {self.cpus_per_trial:g} CPU(s), but no node of the Ray "
+                f"cluster has that many (most: {most_cpus:g} on {where}); lower "
+                "--cpus-per-trial or add a bigger node."
+            )
+        if storage.startswith("sqlite"):
+            here = socket.gethostname()
+            others = sorted({str(n.get("NodeManagerHostname")) for n in nodes} - {here})
+            if others:
+                raise HpoError(
+                    f"the study's store is a SQLite file on this machine, but the Ray cluster "
+                    f"has nodes on other machines ({', '.join(others)}) that cannot write to "
+                    "it; use a shared database: --storage postgresql://USER@HOST:5432/DB."
+                )
+
+
+# -- in the worker ------------------------------------------------------------------------
+
+_STUDIES: dict[tuple[str, str], Study] = {}
+
+
+def _run_trial(spec: Mapping[str, Any], objective: Callable[[Trial], Any]) -> str:
+    """One trial, in a Ray worker: run the objective and tell the store. Returns the state."""
+    import ray
+
+    from hpo.study import load_study
+    from hpo.trial._trial import Trial
+
+    if spec["sqlite"] and socket.gethostname() != spec["driver_host"]:
+        raise HpoError(
+            f"this trial was scheduled on {socket.gethostname()!r}, which cannot reach the "
+            f"SQLite store on {spec['driver_host']!r}; use --storage postgresql://..."
+        )
+    key = (spec["storage"], spec["study"])
+    study = _STUDIES.get(key)
+    if study is None:
+        study = load_study(spec["study"], storage=spec["storage"])
+        study.heartbeat_interval = spec["heartbeat_interval"]
+        if spec["observers"] is not None:
+            study.observers.extend(spec["observers"]())
+        _STUDIES[key] = study
+    study.pruner = spec["pruner"]
+    _limit_threads(spec["cpus"])
+    trial = Trial(study, spec["trial_id"], spec["number"], spec["params"])
+    gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+    trial.set_system_attrs(
+        {
+            "executor": "ray",
+            "worker_host": socket.gethostname(),
+            "worker_pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "node_ip": ray.util.get_node_ip_address(),
+            "gpu_ids": gpu_ids,
+            # Ray sets CUDA_VISIBLE_DEVICES to these GPUs: "cuda" in the trial is one of them.
+            "device": "cuda" if gpu_ids else "cpu",
+        }
+    )
+    study._track_running(trial.trial_id)
+    study._start_heartbeat()
+    frozen = study._run_one(objective, trial)
+    for obs in study.observers:  # a tracker logs in the background: let it finish first
+        flush = getattr(obs, "flush", None)
+        if callable(flush):
+            flush()
+    return frozen.state.value
+
+
+def _limit_threads(cpus: float) -> None:
+    n = max(1, int(cpus))
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def shareable_url(url: str) -> str:
+    """The study's storage URL as workers must open it (an absolute SQLite path).
+
+    Raises:
+        HpoError: the study lives in memory, which no other process can reach.
+    """
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        raise HpoError(
+            "an in-memory study cannot be shared with Ray workers; give it a storage: "
+            "sqlite:///hpo.db (one machine) or postgresql://USER@HOST/DB (a cluster)."
+        )
+    if url.startswith("sqlite"):
+        scheme, rest = url.split("://", 1)
+        path = rest[1:] if rest.startswith("/") else rest
+        return f"{scheme}:///{os.path.abspath(os.path.expanduser(path))}"
+    return url
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise HpoError(
+            "parallel trials need Ray, which is not installed: pip install 'hpo[ray]'."
+        ) from None
+    return ray
+
+
+def _pickle_by_value(ray: Any, objective: Any) -> None:
+    """Ship the objective's own module by value when workers may not be able to import it
+    (a script or a module in the current folder, not an installed package)."""
+    module = sys.modules.get(getattr(objective, "__module__", "") or "")
+    if module is None or module.__name__ == "__main__" or module.__name__.startswith("hpo"):
+        return
+    path = getattr(module, "__file__", None) or ""
+    if "site-packages" in path or "dist-packages" in path:
+        return
+    try:
+        ray.cloudpickle.register_pickle_by_value(module)
+    except Exception as e:
+        log.debug("cannot pickle %s by value: %s", module.__name__, e)
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _gist(text: str) -> str:
+    """The last non-empty line of a message or traceback: where the reason is."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else text

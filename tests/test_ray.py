@@ -1,0 +1,465 @@
+"""Parallel and multi-node trials on real Ray: local instances started by `hpo run`, and a
+two-node cluster of separate `ray start` processes (the second node with its own hostname
+and a declared GPU), all in a loopback-only network namespace, over real PostgreSQL and a
+real MLflow server. Nothing here is mocked: workers are killed with SIGKILL, the driver is
+killed mid-study, Ctrl-C is a real SIGINT."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _cluster import PYTHON, MlflowServer, NetNS, RayCluster, netns_reason, socket_url
+
+import hpo
+from hpo.executors import RayExecutor
+from hpo.trial import TrialState
+
+pytest.importorskip("ray", reason="Ray is not installed (pip install 'hpo[ray]')")
+
+OBJECTIVES = '''
+import os, pathlib, time
+import hpo
+
+def _nap(default):
+    return float(os.environ.get("HPO_TEST_NAP", default))
+
+def sleepy(trial):
+    for step in range(1, 4):
+        trial.report(trial.params["x"] * step, step)
+        time.sleep(_nap("0.2"))
+    return trial.params["x"]
+
+def marked(trial):
+    """Leaves its pid in HPO_TEST_DIR, so a test can kill the worker running it."""
+    d = pathlib.Path(os.environ["HPO_TEST_DIR"])
+    (d / f"{trial.study.name}-{trial.number}.pid").write_text(str(os.getpid()))
+    time.sleep(_nap("1.5"))
+    return trial.params["x"]
+
+def curve(trial):
+    """A learning curve: the value after step s is x * s (smaller x, better trial)."""
+    for step in range(1, 7):
+        trial.report(trial.params["x"] * step, step)
+        if trial.should_prune():
+            raise hpo.TrialPruned()
+        time.sleep(0.05)
+    return trial.params["x"] * 6
+'''
+
+SPACE = """
+direction: minimize
+trials: 6
+params:
+  x: {type: float, low: 0.0, high: 1.0}
+"""
+
+GRID_SPACE = """
+direction: minimize
+params:
+  x: {type: categorical, choices: [0, 1, 2, 3, 4, 5, 6, 7]}
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("ray-work")
+    (d / "objectives.py").write_text(OBJECTIVES)
+    (d / "space.yaml").write_text(SPACE)
+    (d / "grid.yaml").write_text(GRID_SPACE)
+    (d / "pids").mkdir()
+    return d
+
+
+def _netns() -> NetNS:
+    reason = netns_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the Ray tests need a network namespace in CI: {reason}")
+        pytest.skip(f"no network namespace for the Ray tests: {reason}")
+    return NetNS()
+
+
+@pytest.fixture
+def local_ns() -> Iterator[NetNS]:
+    """A fresh namespace for one test that starts its own local Ray through `hpo run`."""
+    ns = _netns()
+    yield ns
+    ns.close()
+
+
+def _env(workdir: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HPO_OFFLINE": "1",
+        "PYTHONPATH": str(workdir),
+        "HPO_TEST_DIR": str(workdir / "pids"),
+        **extra,
+    }
+
+
+def _run_cmd(*args: str) -> list[str]:
+    return [PYTHON, "-m", "hpo.cli", "run", "--no-progress", "--objective", *args]
+
+
+def _hpo_run(
+    ns: NetNS, env: dict[str, str], cwd: Path, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ns.cmd(_run_cmd(*args)), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _overlap(trials: list[hpo.FrozenTrial]) -> bool:
+    spans = sorted((t.started_at, t.finished_at) for t in trials)
+    return any(b[0] < a[1] for a, b in itertools.pairwise(spans))
+
+
+# -- no cluster needed --------------------------------------------------------------------
+
+
+def test_executor_settings_are_checked() -> None:
+    for kwargs, words in [
+        ({"workers": 0}, "workers must be an integer >= 1"),
+        ({"cpus_per_trial": 0}, "cpus per trial must be a number > 0"),
+        ({"gpus_per_trial": -1}, "gpus per trial must be a number >= 0"),
+        ({"gpus_per_trial": 1.5}, "whole number"),
+        ({"retries": -1}, "retries must be an integer >= 0"),
+    ]:
+        with pytest.raises(hpo.HpoError, match=words):
+            RayExecutor(**kwargs)
+
+
+def test_in_memory_study_is_refused_before_ray_starts() -> None:
+    study = hpo.create_study(space=hpo.SearchSpace({"x": hpo.Float(0, 1)}), strategy="random")
+    t0 = time.monotonic()
+    with pytest.raises(hpo.HpoError, match="in-memory study cannot be shared"):
+        study.optimize(lambda t: 0.0, n_trials=2, executor=RayExecutor(workers=2))
+    assert time.monotonic() - t0 < 5
+    assert study.trials == []
+
+
+# -- a local Ray instance started by `hpo run --workers N` --------------------------------
+
+
+def test_workers_run_trials_at_once_and_leave_nothing_behind(
+    local_ns: NetNS, workdir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/hpo.db"
+    env = _env(workdir, HPO_TEST_NAP="0.5")
+    r = _hpo_run(
+        local_ns, env, tmp_path, "objectives:sleepy", "--space", str(workdir / "space.yaml"),
+        "--strategy", "random", "--workers", "2", "--storage", url, "--no-mlflow",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = hpo.load_study("space-random", storage=url).trials
+    assert [t.number for t in trials] == list(range(6))
+    assert all(t.state is TrialState.COMPLETE for t in trials)
+    assert all(sorted(t.intermediate) == [1, 2, 3] for t in trials)
+    assert len({t.system_attrs["worker_pid"] for t in trials}) == 2
+    assert {t.system_attrs["executor"] for t in trials} == {"ray"}
+    assert _overlap(trials), "two workers, but no two trials ran at the same time"
+    _wait_for(lambda: not local_ns.pids(), 30, "the local Ray instance to stop")
+
+
+def test_grid_hands_each_point_to_one_worker(
+    local_ns: NetNS, workdir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/hpo.db"
+    r = _hpo_run(
+        local_ns, _env(workdir), tmp_path, "objectives:sleepy", "--space",
+        str(workdir / "grid.yaml"), "--strategy", "grid", "--workers", "3", "--trials", "20",
+        "--storage", url, "--no-mlflow",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = hpo.load_study("grid-grid", storage=url).trials
+    assert sorted(t.params["x"] for t in trials) == list(range(8))
+
+
+def test_pruners_decide_from_the_store_on_ray_workers(
+    local_ns: NetNS, workdir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/hpo.db"
+    r = _hpo_run(
+        local_ns, _env(workdir), tmp_path, "objectives:curve", "--space",
+        str(workdir / "space.yaml"), "--strategy", "random", "--trials", "12", "--workers", "2",
+        "--pruner", "asha", "--pruner-opt", "max_resource=6", "--storage", url, "--no-mlflow",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = hpo.load_study("space-random-asha", storage=url).trials
+    assert len(trials) == 12
+    assert len({t.system_attrs["worker_pid"] for t in trials}) == 2
+    pruned = [t for t in trials if t.state is TrialState.PRUNED]
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    assert pruned and complete, [t.state for t in trials]
+    for t in pruned:  # stopped early, curve kept, last value as the trial's value
+        assert t.last_step is not None and t.last_step < 6
+        assert t.value == t.intermediate[t.last_step]
+    assert all(sorted(t.intermediate) == [1, 2, 3, 4, 5, 6] for t in complete)
+    # ASHA stops a trial only when another trial at that step did better
+    for t in pruned:
+        step = t.last_step
+        rivals = [o.intermediate[step] for o in trials if o is not t and step in o.intermediate]
+        assert rivals and min(rivals) < t.intermediate[step]
+
+
+def test_gpu_request_beyond_the_machine_fails_at_start(
+    local_ns: NetNS, workdir: Path, tmp_path: Path
+) -> None:
+    t0 = time.monotonic()
+    r = _hpo_run(
+        local_ns, _env(workdir), tmp_path, "objectives:sleepy", "--space",
+        str(workdir / "space.yaml"), "--workers", "2", "--gpus-per-trial", "1",
+        "--storage", f"sqlite:///{tmp_path}/hpo.db", "--no-mlflow", timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "asks for 1 GPU(s), but no node of the Ray cluster has that many" in r.stderr
+    assert "--gpus-per-trial" in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and r.stderr.strip().endswith(errors[0]), r.stderr
+    assert time.monotonic() - t0 < 90
+
+
+def test_ctrl_c_interrupts_running_trials_and_stops_ray(
+    local_ns: NetNS, workdir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/hpo.db"
+    name = f"ctrlc-{os.getpid()}"
+    proc = subprocess.Popen(
+        local_ns.cmd(
+            _run_cmd(
+                "objectives:marked", "--space", str(workdir / "space.yaml"), "--workers", "2",
+                "--storage", url, "--study", name, "--no-mlflow",
+            )
+        ),
+        env=_env(workdir, HPO_TEST_NAP="60"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    pids = workdir / "pids"
+    _wait_for(lambda: len(list(pids.glob(f"{name}-*.pid"))) == 2, 120, "two running trials")
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    trials = hpo.load_study(name, storage=url).trials
+    assert len(trials) == 2
+    for t in trials:
+        assert t.state is TrialState.FAILED and t.interrupted, (t.state, t.error)
+    _wait_for(lambda: not local_ns.pids(), 30, "every Ray process to exit after Ctrl-C")
+
+
+# -- a two-node cluster -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    workdir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RayCluster, MlflowServer]]:
+    """Head node (this host's name, 2 CPUs) and a second node with hostname hpo-node2, 2 CPUs
+    and one declared GPU; an MLflow server beside them. Module-scoped: starting it costs
+    ~20 s."""
+    ns = _netns()
+    logs = tmp_path_factory.mktemp("ray-logs")
+    try:
+        ray_cluster = RayCluster(
+            ns,
+            logs,
+            [{"cpus": 2}, {"cpus": 2, "gpus": 1, "hostname": "hpo-node2"}],
+            PYTHONPATH=str(workdir),
+            HPO_TEST_DIR=str(workdir / "pids"),
+        )
+        ray_cluster.start()
+        server = MlflowServer(ns, logs, ray_cluster.env)
+        yield ray_cluster, server
+    finally:
+        ns.close()
+
+
+def _cluster_run(
+    cluster: RayCluster, cwd: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return _hpo_run(
+        cluster.ns, {**cluster.env, **env}, cwd, *args, "--ray-address", cluster.address
+    )
+
+
+def test_a_study_spans_both_nodes(
+    cluster: tuple[RayCluster, MlflowServer], workdir: Path, postgres_url: str
+) -> None:
+    ray_cluster, server = cluster
+    r = _cluster_run(
+        ray_cluster, workdir, "objectives:sleepy", "--space", str(workdir / "space.yaml"),
+        "--strategy", "random", "--trials", "12", "--workers", "4", "--seed", "7",
+        "--storage", socket_url(postgres_url), "--mlflow-uri", server.url,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    study = hpo.load_study("space-random", storage=postgres_url)
+    trials = study.trials
+    assert [t.number for t in trials] == list(range(12))
+    assert all(t.state is TrialState.COMPLETE for t in trials)
+    assert all(sorted(t.intermediate) == [1, 2, 3] for t in trials)
+    assert len({t.system_attrs["node_id"] for t in trials}) == 2
+    assert {t.system_attrs["worker_host"] for t in trials} == {socket.gethostname(), "hpo-node2"}
+    assert {t.system_attrs["node_ip"] for t in trials} == {"127.0.0.1"}
+    # random stays reproducible per trial number, whichever worker ran it
+    alone = hpo.create_study(space=study.space, strategy="random", seed=7)
+    assert [dict(alone.ask().params) for _ in range(12)] == [dict(t.params) for t in trials]
+    # every worker tracked its own trials in MLflow
+    runs = [r for r in server.runs("space-random") if r["tags"].get("hpo.kind") == "trial"]
+    assert sorted(int(r["tags"]["hpo.trial"]) for r in runs) == list(range(12))
+    assert {r["tags"]["hpo.host"] for r in runs} == {socket.gethostname(), "hpo-node2"}
+    assert {r["status"] for r in runs} == {"FINISHED"}
+
+
+def test_gpu_trials_run_on_the_gpu_they_were_given(
+    cluster: tuple[RayCluster, MlflowServer], workdir: Path, postgres_url: str
+) -> None:
+    ray_cluster, _ = cluster
+    r = _cluster_run(
+        ray_cluster, workdir, "objectives:sleepy", "--space", str(workdir / "space.yaml"),
+        "--trials", "4", "--workers", "2", "--gpus-per-trial", "0.5",
+        "--storage", socket_url(postgres_url), "--no-mlflow", HPO_TEST_NAP="0.5",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = hpo.load_study("space-bayes", storage=postgres_url).trials
+    assert len(trials) == 4 and all(t.state is TrialState.COMPLETE for t in trials)
+    assert {t.system_attrs["worker_host"] for t in trials} == {"hpo-node2"}
+    assert all(t.system_attrs["gpu_ids"] == ["0"] for t in trials)
+    assert all(t.system_attrs["device"] == "cuda" for t in trials)
+    assert _overlap(trials), "two half-GPU trials should share the one card"
+
+    r = _cluster_run(
+        ray_cluster, workdir, "objectives:sleepy", "--space", str(workdir / "space.yaml"),
+        "--study", "too-big", "--gpus-per-trial", "2", "--storage", socket_url(postgres_url),
+        "--no-mlflow",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "asks for 2 GPU(s), but no node of the Ray cluster has that many (most: 1" in r.stderr
+
+
+def test_sqlite_is_refused_when_nodes_are_on_other_machines(
+    cluster: tuple[RayCluster, MlflowServer], workdir: Path, tmp_path: Path
+) -> None:
+    ray_cluster, _ = cluster
+    r = _cluster_run(
+        ray_cluster, workdir, "objectives:sleepy", "--space", str(workdir / "space.yaml"),
+        "--storage", f"sqlite:///{tmp_path}/hpo.db", "--no-mlflow",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "SQLite file on this machine" in r.stderr and "hpo-node2" in r.stderr
+    assert "postgresql://" in r.stderr
+    assert hpo.load_study("space-bayes", storage=f"sqlite:///{tmp_path}/hpo.db").trials == []
+
+
+def _kill_when_running(workdir: Path, name: str, number: int) -> int:
+    pid_file = workdir / "pids" / f"{name}-{number}.pid"
+    _wait_for(pid_file.exists, 120, f"trial {number} to start")
+    pid = int(pid_file.read_text())
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_killed_worker_fails_or_retries_its_trial(
+    cluster: tuple[RayCluster, MlflowServer], workdir: Path, postgres_url: str, retries: int
+) -> None:
+    ray_cluster, _ = cluster
+    name = f"kill-worker-{retries}"
+    proc = subprocess.Popen(
+        ray_cluster.ns.cmd(
+            _run_cmd(
+                "objectives:marked", "--space", str(workdir / "space.yaml"), "--trials", "5",
+                "--workers", "2", "--study", name, "--retries", str(retries),
+                "--storage", socket_url(postgres_url), "--no-mlflow",
+                "--ray-address", ray_cluster.address,
+            )
+        ),
+        env={**ray_cluster.env, "HPO_TEST_NAP": "2"},
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    _kill_when_running(workdir, name, 1)
+    _out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    trials = hpo.load_study(name, storage=postgres_url).trials
+    counted = [t for t in trials if not t.interrupted]
+    assert len(counted) == 5
+    killed = trials[1]
+    assert killed.state is TrialState.FAILED
+    assert "worker died while running this trial" in (killed.error or "")
+    if retries == 0:
+        assert not killed.interrupted
+        assert [t.state for t in counted].count(TrialState.COMPLETE) == 4
+    else:
+        assert killed.interrupted and "retried as a new trial (1/1)" in (killed.error or "")
+        assert all(t.state is TrialState.COMPLETE for t in counted)
+        assert [dict(t.params) for t in counted].count(dict(killed.params)) == 1
+
+
+def test_a_killed_driver_resumes_without_losing_or_repeating_trials(
+    cluster: tuple[RayCluster, MlflowServer], workdir: Path, postgres_url: str
+) -> None:
+    ray_cluster, _ = cluster
+    name = "kill-driver"
+    args = _run_cmd(
+        "objectives:marked", "--space", str(workdir / "space.yaml"), "--trials", "8",
+        "--workers", "2", "--study", name, "--storage", socket_url(postgres_url),
+        "--no-mlflow", "--ray-address", ray_cluster.address,
+    )  # fmt: skip
+    env = {**ray_cluster.env, "HPO_TEST_NAP": "1.5"}
+    proc = subprocess.Popen(
+        ray_cluster.ns.cmd(args), env=env, cwd=workdir, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def completed() -> list[hpo.FrozenTrial]:
+        try:
+            trials = hpo.load_study(name, storage=postgres_url).trials
+        except hpo.StudyNotFoundError:
+            return []
+        return [t for t in trials if t.state is TrialState.COMPLETE]
+
+    _wait_for(lambda: len(completed()) >= 3, 180, "three completed trials")
+    proc.kill()
+    proc.wait()
+    before = {t.number: (dict(t.params), t.value) for t in completed()}
+    assert any(
+        t.state is TrialState.RUNNING for t in hpo.load_study(name, storage=postgres_url).trials
+    ), "the driver was killed between trials; nothing to resume"
+
+    r = subprocess.run(
+        ray_cluster.ns.cmd(args), env=env, cwd=workdir, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = hpo.load_study(name, storage=postgres_url).trials
+    assert [t.number for t in trials] == list(range(len(trials)))
+    counted = [t for t in trials if not t.interrupted]
+    assert len(counted) == 8 and all(t.state is TrialState.COMPLETE for t in counted)
+    for number, (params, value) in before.items():
+        assert (dict(trials[number].params), trials[number].value) == (params, value)
+    interrupted = [t for t in trials if t.interrupted]
+    assert interrupted and all("stopped" in (t.error or "") for t in interrupted)
