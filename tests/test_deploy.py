@@ -1,0 +1,411 @@
+"""The docker-compose deployment, proven without a Docker engine.
+
+1. ``docker-compose.yml`` validates against the Compose Specification's JSON schema (the copy
+   vendored, with its licence, by the ``check-jsonschema`` package), and every service's
+   command, published ports and environment agree with the real CLIs: hpo's own commands are
+   parsed by hpo's Click/Typer app, ``ray start`` by Ray's, ``mlflow server`` by MLflow's.
+2. The same services run as plain processes on loopback — the compose file's own commands
+   and environment, with the compose network's host names mapped to this machine — in a
+   network namespace: PostgreSQL (already running here), ``mlflow server``, ``ray start
+   --head``, a second ``ray start`` node and ``hpo dashboard``. A small study runs through
+   them, and the test checks the study in the store, the runs in MLflow and the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from _cluster import PG_SOCKET, PYTHON, NetNS, netns_reason
+
+import hpo
+from hpo.trial import TrialState
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+_VAR = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _interpolate(node: Any, env: dict[str, str]) -> Any:
+    """Compose's variable substitution: ${VAR}, ${VAR:-default}, ${VAR:?error}; $$ is $."""
+
+    def one(text: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            name, op, arg = m.group(1), m.group(2), m.group(3)
+            value = env.get(name)
+            if op in (":-", "-") and not value:
+                return arg
+            if op in (":?", "?") and not value:
+                raise AssertionError(f"{name} is required: {arg}")
+            return value or ""
+
+        return _VAR.sub(sub, text).replace("$$", "$")
+
+    if isinstance(node, str):
+        return one(node)
+    if isinstance(node, list):
+        return [_interpolate(x, env) for x in node]
+    if isinstance(node, dict):
+        return {k: _interpolate(v, env) for k, v in node.items()}
+    return node
+
+
+def _compose(env: dict[str, str] | None = None) -> dict[str, Any]:
+    raw = yaml.safe_load(COMPOSE.read_text())
+    return dict(_interpolate(raw, _dotenv(ENV_EXAMPLE) if env is None else env))
+
+
+def _schema_errors(doc: dict[str, Any]) -> list[str]:
+    import check_jsonschema
+    import jsonschema
+
+    path = Path(check_jsonschema.__file__).parent / "builtin_schemas/vendor/compose-spec.json"
+    schema = json.loads(path.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)
+    ]
+
+
+# -- 1. the file against the specification and the real CLIs ------------------------------
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    assert _schema_errors(_compose()) == []
+    broken = _compose()
+    broken["services"]["dashboard"]["ports"] = {"8080": 8080}
+    broken["services"]["postgres"]["healthcheck"]["interval"] = ["5s"]
+    errors = "\n".join(_schema_errors(broken))  # the validator does catch mistakes
+    assert "services/dashboard/ports: {'8080': 8080} is not of type 'array'" in errors
+    assert "services/postgres/healthcheck/interval: ['5s'] is not of type 'string'" in errors
+
+
+def test_env_example_holds_every_variable_and_secrets_stay_out_of_git() -> None:
+    text = COMPOSE.read_text()
+    used = {m.group(1) for m in _VAR.finditer(text)}
+    required = {m.group(1) for m in _VAR.finditer(text) if m.group(2) in (":?", "?")}
+    example = _dotenv(ENV_EXAMPLE)
+    assert used <= set(example), f"missing from .env.example: {used - set(example)}"
+    assert {"POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "HPO_TOKEN"} <= required
+    assert ".env" in (ROOT / ".dockerignore").read_text().split()
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".env"], cwd=ROOT, capture_output=True
+    ).returncode
+    assert ignored == 0, ".env must be ignored by git"
+    with pytest.raises(AssertionError, match="POSTGRES_PASSWORD is required"):
+        _compose({k: v for k, v in example.items() if k != "POSTGRES_PASSWORD"})
+
+
+def test_only_the_dashboard_and_ray_client_are_published_on_loopback() -> None:
+    services = _compose()["services"]
+    published = {name: svc["ports"] for name, svc in services.items() if svc.get("ports")}
+    assert set(published) == {"dashboard", "ray-head"}
+    for ports in published.values():
+        assert all(str(p).startswith("127.0.0.1:") for p in ports), ports
+    dash = services["dashboard"]
+    assert dash["ports"][0].rsplit(":", 1)[1] == _flag(dash["command"], "--port")
+    head = services["ray-head"]
+    assert head["ports"][0].rsplit(":", 1)[1] == _flag(head["command"], "--ray-client-server-port")
+    assert services["postgres"]["volumes"][0].startswith("pgdata:")
+    assert "healthcheck" in services["postgres"]
+    gpu = services["ray-worker"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["capabilities"] == ["gpu"]
+
+
+def _flag(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def _parse(cli: Any, args: list[str]) -> Any:
+    """Parse ``args`` with a real Click command group (Typer's vendored Click for hpo),
+    running nothing: an unknown option or a bad value raises."""
+    sub = cli.commands[args[0]]
+    return sub.make_context(args[0], list(args[1:]))
+
+
+def _hpo_cli() -> Any:
+    import typer
+
+    from hpo.cli import _commands, _dashboard  # noqa: F401 - they register the commands
+    from hpo.cli._app import app
+
+    return typer.main.get_command(app)
+
+
+def test_every_command_and_environment_variable_exists_in_the_real_clis() -> None:
+    from mlflow.cli import cli as mlflow_cli
+    from ray.scripts.scripts import cli as ray_cli
+
+    raw = yaml.safe_load(COMPOSE.read_text())
+    services = _compose()["services"]
+    clis = {"hpo": _hpo_cli(), "ray": ray_cli, "mlflow": mlflow_cli}
+    for program, bad in [("hpo", ["dashboard", "--prot", "80"]), ("ray", ["start", "--hed"])]:
+        with pytest.raises(Exception, match="No such option"):  # the parse is strict
+            _parse(clis[program], bad)
+    for name, svc in services.items():
+        command = svc.get("command")
+        if command is None:
+            continue
+        program, args = command[0], command[1:]
+        assert program in clis, f"{name}: unexpected program {program}"
+        try:
+            _parse(clis[program], args)
+        except Exception as e:  # click's and Typer's UsageError alike
+            raise AssertionError(f"service {name}: `{' '.join(command)}` is invalid: {e}") from e
+
+    # The environment hpo reads: HPO_STORAGE and MLFLOW_TRACKING_URI are `hpo run`'s
+    # defaults; HPO_STORAGE and HPO_TOKEN are `hpo dashboard`'s.
+    def envvars(command: str) -> set[str]:
+        cmd = _hpo_cli().commands[command]
+        out: set[str] = set()
+        for p in cmd.params:
+            ev = getattr(p, "envvar", None)
+            out |= {ev} if isinstance(ev, str) else set(ev or [])
+        return out
+
+    hpo_env = set(raw["x-hpo-env"])
+    hpo_read = {k for k in hpo_env if k.startswith(("HPO_", "MLFLOW_"))}
+    assert hpo_read <= envvars("run") | {"MLFLOW_TRACKING_URI"}
+    assert "HPO_STORAGE" in envvars("run")
+    from hpo.tracking._mlflow import resolve_tracking_uri
+
+    os.environ["MLFLOW_TRACKING_URI"], saved = (
+        "http://mlflow:5000",
+        os.environ.get("MLFLOW_TRACKING_URI"),
+    )
+    try:
+        assert resolve_tracking_uri(None) == "http://mlflow:5000"
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI")
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    assert set(services["dashboard"]["environment"]) <= envvars("dashboard")
+
+
+def test_dockerfile_is_multi_stage_non_root_with_cuda_torch() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert len(stages) >= 2, "build and final stages"
+    final = stages[-1]
+    assert "COPY --from=build" in final
+    assert re.search(r"^USER (?!root)\w+", final, flags=re.M), "the final image runs as a user"
+    assert not re.search(r"apt-get|build-essential|gcc|pip install", final), "no build tools"
+    assert re.search(r"TORCH_INDEX=https://download.pytorch.org/whl/cu\d+", text)
+    assert '"/src[postgres,ray]"' in text
+    for copied in re.findall(r"^COPY (?!--)(\S+) /src/", text, flags=re.M):
+        assert (ROOT / copied).exists(), copied
+
+
+# -- 2. the same services as plain processes ----------------------------------------------
+
+SPACE = """
+description: a small MLP search for the deployment test
+model: mlp
+dataset: mnist
+metric: val_accuracy
+direction: maximize
+trials: 3
+budget: {epochs: 1, max_train_images: 1000}
+params:
+  lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+  units_1: {type: int, low: 16, high: 64, log: true}
+  layers: {type: int, low: 1, high: 2}
+"""
+
+
+def _localise(value: str, tmp: Path) -> str:
+    """What the compose network and volumes give a container, for a process on this host:
+    service names become loopback (PostgreSQL its Unix socket), volumes become folders."""
+    value = re.sub(r"@postgres:5432/([\w-]+)", rf"@/\1?host={PG_SOCKET}", value)
+    value = value.replace("mlflow:5000", "127.0.0.1:5000")
+    value = value.replace("ray-head:6379", "127.0.0.1:6379")
+    return value.replace("/mlartifacts", str(tmp / "mlartifacts"))
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, _pg_reason: str | None) -> Iterator[dict[str, Any]]:
+    reason = netns_reason() or _pg_reason
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the deployment test needs a network namespace and PostgreSQL: {reason}")
+        pytest.skip(reason)
+    import psycopg
+    from conftest import _admin_conninfo
+
+    tag = secrets.token_hex(3)
+    env = {
+        "POSTGRES_USER": "postgres",  # this machine's server trusts local connections
+        "POSTGRES_PASSWORD": "unused-here",
+        "POSTGRES_DB": f"hpo_deploy_{tag}",
+        "MLFLOW_DB": f"mlflow_deploy_{tag}",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "HPO_TOKEN": secrets.token_hex(16),
+    }
+    # The postgres service's own work: the hpo database, and its init script's MLflow one.
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
+        for db in (env["POSTGRES_DB"], env["MLFLOW_DB"]):
+            conn.execute(f'CREATE DATABASE "{db}"')
+    services = _compose(env)["services"]
+    ns = NetNS()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str) -> None:
+        svc = services[name]
+        svc_env = {
+            k: _localise(str(v), tmp_path) for k, v in (svc.get("environment") or {}).items()
+        }
+        command = [_localise(str(a), tmp_path) for a in svc["command"]]
+        program = str(Path(PYTHON).with_name(command[0]))  # the venv's hpo, ray, mlflow
+        log = open(tmp_path / f"{name}-{len(procs)}.log", "wb")  # noqa: SIM115
+        procs.append(
+            subprocess.Popen(
+                ns.cmd([program, *command[1:]]),
+                env={**os.environ, **svc_env, "HPO_OFFLINE": "1"},
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def alive() -> None:
+        for proc in procs:
+            if proc.poll() is not None:
+                logs = "\n".join(
+                    f"{p.name}: {p.read_text()[-1500:]}" for p in tmp_path.glob("*.log")
+                )
+                raise AssertionError(f"a service exited ({proc.args}):\n{logs}")
+
+    def healthy(name: str, timeout: float = 180) -> None:
+        test = services[name]["healthcheck"]["test"]
+        assert test[0] == "CMD"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            alive()
+            if subprocess.run(ns.cmd([PYTHON, *test[2:]]), capture_output=True).returncode == 0:
+                return
+            time.sleep(1)
+        logs = "\n".join(p.read_text()[-1500:] for p in tmp_path.glob(f"{name}-*.log"))
+        raise AssertionError(f"{name} did not become healthy:\n{logs}")
+
+    try:
+        (tmp_path / "mlartifacts").mkdir()
+        start("mlflow")
+        start("ray-head")
+        start("dashboard")
+        healthy("mlflow")
+        healthy("dashboard")
+        start("ray-worker")  # a second node joins the head
+        time.sleep(2)
+        alive()
+        yield {"ns": ns, "env": env, "services": services, "tmp": tmp_path}
+    finally:
+        ns.close()
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
+            for db in (env["POSTGRES_DB"], env["MLFLOW_DB"]):
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (db,),
+                )
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
+
+
+def _in_ns(ns: NetNS, code: str, env: dict[str, str] | None = None) -> Any:
+    r = subprocess.run(
+        ns.cmd([PYTHON, "-c", code]), capture_output=True, text=True, timeout=120, env=env
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_the_services_run_a_study_as_plain_processes(deployment: dict[str, Any]) -> None:
+    ns: NetNS = deployment["ns"]
+    env, tmp = deployment["env"], deployment["tmp"]
+    head_env = {
+        k: _localise(str(v), tmp)
+        for k, v in deployment["services"]["ray-head"]["environment"].items()
+    }
+    run_env = {**os.environ, **head_env, "HPO_OFFLINE": "1"}
+    # both nodes joined
+    nodes = _in_ns(
+        ns,
+        "import json, time, ray\nray.init(address='127.0.0.1:6379', logging_level='ERROR')\n"
+        "for _ in range(120):\n"
+        "    n = sum(1 for x in ray.nodes() if x['Alive'])\n"
+        "    if n >= 2: break\n"
+        "    time.sleep(0.5)\n"
+        "print(json.dumps(n))",
+        run_env,
+    )
+    assert nodes == 2
+    (tmp / "small.yaml").write_text(SPACE)
+    # a driver with the head's environment, joining through the published Ray client port
+    r = subprocess.run(
+        ns.cmd([PYTHON, "-m", "hpo.cli", "run", "--space", str(tmp / "small.yaml"),
+                "--strategy", "random", "--workers", "2", "--ray-address", "ray://127.0.0.1:10001",
+                "--no-progress"]),
+        env=run_env, cwd=tmp, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    # the study, in the store the compose file names
+    store = f"postgresql://postgres@127.0.0.1:5432/{env['POSTGRES_DB']}"
+    trials = hpo.load_study("small-random", storage=store).trials
+    assert len(trials) == 3 and all(t.state is TrialState.COMPLETE for t in trials)
+    assert all(0.0 < (t.value or 0) <= 1.0 and t.intermediate for t in trials)
+
+    # the runs, in the tracking server the compose file names
+    runs = _in_ns(
+        ns,
+        "import json, mlflow\nc = mlflow.MlflowClient('http://127.0.0.1:5000')\n"
+        "e = c.get_experiment_by_name('small-random')\n"
+        "rs = c.search_runs([e.experiment_id])\n"
+        "print(json.dumps([[r.data.tags.get('hpo.kind'), r.info.status] for r in rs]))",
+    )
+    assert sorted(s for kind, s in runs if kind == "trial") == ["FINISHED"] * 3
+
+    # the dashboard: the page, the study through the API, and the token on writes
+    page = _in_ns(
+        ns,
+        "import json, urllib.request as u, urllib.error as ue\n"
+        "base = 'http://127.0.0.1:8080'\n"
+        "html = u.urlopen(base + '/', timeout=10).read().decode()\n"
+        "studies = json.load(u.urlopen(base + '/api/studies', timeout=10))\n"
+        "def post(token):\n"
+        "    req = u.Request(base + '/api/studies', method='POST',\n"
+        "        data=json.dumps({'name': 'over-http', 'space': {'x': {'type': 'float',\n"
+        "        'low': 0, 'high': 1}}, 'strategy': 'random'}).encode(),\n"
+        "        headers={'Content-Type': 'application/json',\n"
+        "                 **({'Authorization': 'Bearer ' + token} if token else {})})\n"
+        "    try:\n"
+        "        return u.urlopen(req, timeout=10).status\n"
+        "    except ue.HTTPError as e:\n"
+        "        return e.code\n"
+        f"print(json.dumps({{'html': html[:2000], 'studies': studies,\n"
+        f"    'no_token': post(None), 'token': post({env['HPO_TOKEN']!r})}}))",
+    )
+    assert "<html" in page["html"].lower()
+    listed = {s["name"]: s for s in page["studies"]}
+    assert listed["small-random"]["n_trials"] == 3
+    assert page["no_token"] == 401 and page["token"] == 201
