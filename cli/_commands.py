@@ -141,6 +141,8 @@ def run(
     meta = dict(sp.meta)
     url = resolve_storage(storage)
     total = trials if trials is not None else int(meta.get("trials") or 20)
+    pruner_options = _pruner_options(pruner_opts)
+    _check_pruner(pruner, pruner_options, sp)  # a bad setting fails before the data load
     if objective is not None:
         fn = _load_objective(objective)
         source = f"objective {objective}"
@@ -167,7 +169,7 @@ def run(
         seed=seed,
         load_if_exists=True,
         pruner=pruner,
-        pruner_options=_pruner_options(pruner_opts),
+        pruner_options=pruner_options,
     )
     done = sum(1 for t in study.trials if not t.interrupted)
     con = console()
@@ -276,6 +278,14 @@ def _pruner_options(pairs: list[str] | None) -> dict[str, Any]:
         except yaml.YAMLError:
             raise HpoError(f"--pruner-opt {pair!r}: cannot read the value {text!r}.") from None
     return out
+
+
+def _check_pruner(name: str, options: dict[str, Any], space: Any) -> None:
+    from hpo.pruners import BasePruner, epoch_budget, get_pruner
+
+    pruner = get_pruner(name, **options)
+    if isinstance(pruner, BasePruner):
+        pruner.for_budget(epoch_budget(space, space.meta))
 
 
 def _summary(study: Any) -> None:

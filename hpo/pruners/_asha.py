@@ -13,11 +13,14 @@ __all__ = ["ASHA", "rungs", "successive_halving_prune"]
 def rungs(
     min_resource: int, reduction_factor: int, max_resource: int | None, up_to: int
 ) -> list[int]:
-    """The rung steps ``min_resource * reduction_factor**k`` below ``max_resource`` (a trial
-    that reaches ``max_resource`` is finished, not judged), up to step ``up_to``."""
+    """The rung steps ``min_resource * reduction_factor**k`` up to step ``up_to``: those whose
+    survivors can train ``reduction_factor`` times longer within ``max_resource``
+    (``rung * reduction_factor <= max_resource``), as in successive halving. A rung closer to
+    the end would save little (a trial judged at epoch 4 of 5 has cost 80 % already) and
+    would stop near-finished trials that could still be the best."""
     out = []
     r = min_resource
-    while (max_resource is None or r < max_resource) and r <= up_to:
+    while (max_resource is None or r * reduction_factor <= max_resource) and r <= up_to:
         out.append(r)
         r *= reduction_factor
     return out
@@ -84,11 +87,23 @@ def check_resources(
                 f"between them), got min_resource={r}, max_resource={big}; lower min_resource "
                 "or raise max_resource."
             )
+        check_first_rung(name, r, eta, big, "max_resource")
     return eta, r, big
 
 
+def check_first_rung(name: str, r: int, eta: int, big: int, what: str) -> None:
+    """The first rung must leave its survivors room to train ``eta`` times longer."""
+    if r * eta > big:
+        raise PrunerError(
+            f"pruner {name!r}: no rung fits, since a trial that passes a rung goes on to "
+            f"reduction_factor times its steps: min_resource × reduction_factor must be <= "
+            f"{what}, got {r} × {eta} = {r * eta} > {big}; lower reduction_factor or "
+            "min_resource, or train longer."
+        )
+
+
 def resolve_max(
-    name: str, min_resource: int, max_resource: int | None, budget: int | None
+    name: str, min_resource: int, eta: int, max_resource: int | None, budget: int | None
 ) -> int | None:
     """``max_resource`` defaulted to the epoch budget, and ``min_resource`` checked against it."""
     if budget is not None and min_resource >= budget:
@@ -97,7 +112,11 @@ def resolve_max(
             f"a trial meets a rung before it ends, got min_resource={min_resource}; use a value "
             f"from 1 to {budget - 1}."
         )
-    return max_resource if max_resource is not None else budget
+    if max_resource is not None:
+        return max_resource
+    if budget is not None:
+        check_first_rung(name, min_resource, eta, budget, f"the epoch budget ({budget})")
+    return budget
 
 
 class ASHA(BasePruner):
@@ -105,20 +124,22 @@ class ASHA(BasePruner):
     Hyperparameter Tuning"; Ray Tune's ``ASHAScheduler``, Optuna's
     ``SuccessiveHalvingPruner``).
 
-    Rungs lie at steps ``min_resource * reduction_factor**k`` below ``max_resource``: with the
-    defaults and a 16-epoch budget, at epochs 1 and 4. When a trial reaches a rung, it is
-    compared with every trial that reached that rung before it: it goes on if it ranks in the
-    best ``ceil(n / reduction_factor)`` of the ``n`` trials there (itself included), else it is
-    pruned. No trial ever waits for others, so workers never idle; about one trial in
-    ``reduction_factor`` passes each rung, and only those train to the end.
+    Rungs lie at steps ``min_resource * reduction_factor**k`` that leave survivors room to
+    train ``reduction_factor`` times longer (``rung * reduction_factor <= max_resource``): with
+    the defaults, at epoch 1 of a 5-epoch budget, at epochs 1 and 4 of 16. When a trial
+    reaches a rung, it is compared with every trial that reached that rung before it: it goes
+    on if it ranks in the best ``ceil(n / reduction_factor)`` of the ``n`` trials there (itself
+    included), else it is pruned. No trial ever waits for others, so workers never idle; about
+    one trial in ``reduction_factor`` passes each rung, and only those train to the end.
 
     Args:
         reduction_factor: η, the inverse of the fraction kept at each rung (integer >= 2,
             default 4, as Ray Tune's and Optuna's ASHA; Hyperband's default is 3).
         min_resource: The step of the first rung (default 1: judged after one epoch).
-        max_resource: The step a full trial reaches; no rung at or above it. Default: the
-            study's epoch budget (``budget: {epochs: N}`` or the top of a searched ``epochs``
-            parameter); with neither, rungs continue without end.
+        max_resource: The step a full trial reaches; rungs lie at or below
+            ``max_resource / reduction_factor``. Default: the study's epoch budget
+            (``budget: {epochs: N}`` or the top of a searched ``epochs`` parameter); with
+            neither, rungs continue without end.
     """
 
     name = "asha"
@@ -138,7 +159,9 @@ class ASHA(BasePruner):
         }
 
     def for_budget(self, budget: int | None) -> ASHA:
-        big = resolve_max(self.name, self.min_resource, self.max_resource, budget)
+        big = resolve_max(
+            self.name, self.min_resource, self.reduction_factor, self.max_resource, budget
+        )
         return ASHA(self.reduction_factor, self.min_resource, big)
 
     def describe(self) -> str:

@@ -18,11 +18,11 @@ class Hyperband(BasePruner):
     ASHA's one weakness is its bet that a trial's first epochs predict its last. Hyperband
     hedges the bet: bracket ``b`` is an ASHA whose first rung is at ``min_resource *
     reduction_factor**b``, for ``b = 0 .. s`` where ``s`` is the largest with
-    ``min_resource * reduction_factor**s <= max_resource``. Bracket 0 is the most aggressive
-    (judged after ``min_resource`` steps); the last one judges late, or never when
-    ``max_resource`` is an exact ``min_resource * reduction_factor**s``, in which case its
-    trials all run to the end (plain search). Trials are compared only with trials of their
-    own bracket.
+    ``min_resource * reduction_factor**s <= max_resource``; as in ASHA, a rung is only placed
+    where its survivors can train ``reduction_factor`` times longer. Bracket 0 is the most
+    aggressive (judged after ``min_resource`` steps); the last one never prunes: its trials all
+    run to the end (plain search, Hyperband's most conservative bracket). Trials are compared
+    only with trials of their own bracket.
 
     Each trial's bracket is drawn from ``(study seed, trial number)`` by a hash, so it is the
     same in every process and on every machine, with the weights of Hyperband's bracket sizes
@@ -55,7 +55,9 @@ class Hyperband(BasePruner):
         }
 
     def for_budget(self, budget: int | None) -> Hyperband:
-        big = resolve_max(self.name, self.min_resource, self.max_resource, budget)
+        big = resolve_max(
+            self.name, self.min_resource, self.reduction_factor, self.max_resource, budget
+        )
         if big is None:
             raise PrunerError(
                 "pruner 'hyperband' needs `max_resource`, the step a full trial reaches, and "
