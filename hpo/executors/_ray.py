@@ -259,6 +259,10 @@ class RayExecutor:
         }
         kwargs.update(self.init_kwargs)
         if self.address is None:
+            # Ray starts its workers at nice 15 to keep its own daemons responsive. Here the
+            # trials are the run's foreground work, as they are in-process: at nice 15 any
+            # other work on the machine took half their CPU (benchmarks/README.md).
+            os.environ.setdefault("RAY_worker_niceness", "0")
             need = math.ceil(self.workers * self.cpus_per_trial)
             kwargs.setdefault("num_cpus", max(os.cpu_count() or 1, need))
             ray.init(address="local", **kwargs)
