@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -267,6 +268,10 @@ def deployment(tmp_path: Path, _pg_reason: str | None) -> Iterator[dict[str, Any
         for db in (env["POSTGRES_DB"], env["MLFLOW_DB"]):
             conn.execute(f'CREATE DATABASE "{db}"')
     services = _compose(env)["services"]
+    # Ray's session folders (and their logs) for this test alone, short enough for the
+    # Unix socket paths Ray makes under it.
+    ray_tmp = Path(f"/tmp/hpo-ray-{tag}")
+    ray_tmp.mkdir()
     ns = NetNS()
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -281,7 +286,7 @@ def deployment(tmp_path: Path, _pg_reason: str | None) -> Iterator[dict[str, Any
         procs.append(
             subprocess.Popen(
                 ns.cmd([program, *command[1:]]),
-                env={**os.environ, **svc_env, "HPO_OFFLINE": "1"},
+                env={**os.environ, **svc_env, "HPO_OFFLINE": "1", "RAY_TMPDIR": str(ray_tmp)},
                 cwd=tmp_path,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -319,9 +324,10 @@ def deployment(tmp_path: Path, _pg_reason: str | None) -> Iterator[dict[str, Any
         start("ray-worker")  # a second node joins the head
         time.sleep(2)
         alive()
-        yield {"ns": ns, "env": env, "services": services, "tmp": tmp_path}
+        yield {"ns": ns, "env": env, "services": services, "tmp": tmp_path, "ray_tmp": ray_tmp}
     finally:
         ns.close()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
             for db in (env["POSTGRES_DB"], env["MLFLOW_DB"]):
                 conn.execute(
@@ -339,14 +345,22 @@ def _in_ns(ns: NetNS, code: str, env: dict[str, str] | None = None) -> Any:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def _ray_client_logs(ray_tmp: Path) -> str:
+    """The head's Ray client server logs, for a failed connection through ray://."""
+    out = []
+    for log in sorted(ray_tmp.glob("ray/session_*/logs/ray_client_server*")):
+        out.append(f"\n--- {log.name}:\n{log.read_text(errors='replace')[-1500:]}")
+    return "".join(out)
+
+
 def test_the_services_run_a_study_as_plain_processes(deployment: dict[str, Any]) -> None:
     ns: NetNS = deployment["ns"]
-    env, tmp = deployment["env"], deployment["tmp"]
+    env, tmp, ray_tmp = deployment["env"], deployment["tmp"], deployment["ray_tmp"]
     head_env = {
         k: _localise(str(v), tmp)
         for k, v in deployment["services"]["ray-head"]["environment"].items()
     }
-    run_env = {**os.environ, **head_env, "HPO_OFFLINE": "1"}
+    run_env = {**os.environ, **head_env, "HPO_OFFLINE": "1", "RAY_TMPDIR": str(ray_tmp)}
     # both nodes joined
     nodes = _in_ns(
         ns,
@@ -367,7 +381,7 @@ def test_the_services_run_a_study_as_plain_processes(deployment: dict[str, Any])
                 "--no-progress"]),
         env=run_env, cwd=tmp, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stderr[-3000:] + _ray_client_logs(ray_tmp)
 
     # the study, in the store the compose file names
     store = f"postgresql://postgres@127.0.0.1:5432/{env['POSTGRES_DB']}"

@@ -51,6 +51,7 @@ __all__ = ["RayExecutor"]
 log = logging.getLogger("hpo")
 
 _CLUSTER_HELP = "start one with `ray start --head`, or check the address"
+_CLIENT_ATTEMPTS = 3  # connections tried behind a ray:// address (see RayExecutor._connect)
 
 
 @dataclass
@@ -267,14 +268,26 @@ class RayExecutor:
             kwargs.setdefault("num_cpus", max(os.cpu_count() or 1, need))
             ray.init(address="local", **kwargs)
             return True
-        try:
-            ray.init(address=self.address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise HpoError(
-                f"cannot connect to the Ray cluster at {self.address!r}: "
-                f"{_gist(str(e))} ({_CLUSTER_HELP})."
-            ) from None
-        return True
+        attempts = _CLIENT_ATTEMPTS if self.address.startswith("ray://") else 1
+        attempt = 1
+        while True:
+            try:
+                ray.init(address=self.address, **kwargs)
+                return True
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                # Behind a ray:// address the head's client proxy starts one server process
+                # per driver; when that process dies during its start (seen once in CI, on
+                # a busy machine), the next connection gets a fresh one. A failed connect
+                # has already disconnected, so trying again is safe.
+                if attempt < attempts and "client server" in str(e).lower():
+                    log.warning("Ray client: %s; connecting again", _gist(str(e)))
+                    time.sleep(2.0 * attempt)
+                    attempt += 1
+                    continue
+                raise HpoError(
+                    f"cannot connect to the Ray cluster at {self.address!r}: "
+                    f"{_gist(str(e))} ({_CLUSTER_HELP})."
+                ) from None
 
     def _check_cluster(self, ray: Any, storage: str) -> None:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
