@@ -182,3 +182,57 @@ def test_bayes_initial_design_is_space_filling_and_parallel_proposals_spread() -
     q = np.array([[t.params["x1"], t.params["x2"]] for t in pending]) / 15.0
     dq = np.sqrt(((q[:, None] - q[None]) ** 2).sum(-1))
     assert dq[np.triu_indices(4, 1)].min() > 0.01  # no batch of near-identical proposals
+
+
+# -- the GP under bayes -------------------------------------------------------------------
+
+
+def test_gp_gradients_match_finite_differences() -> None:
+    """The fit and the acquisition's local searches use hand-written gradients; check both
+    against central differences (numeric and categorical inputs, with and without noise)."""
+    from hpo.strategies._gp import (
+        _neg_log_posterior,
+        fit_gp,
+        log_ei_and_grad,
+        log_expected_improvement,
+    )
+
+    rng = np.random.default_rng(1)
+    x = rng.random((30, 4))
+    x[:, 3] = rng.integers(0, 3, 30)
+    is_cat = np.array([False, False, False, True])
+    y = rng.standard_normal(30)
+    eye = np.eye(6)
+    for deterministic in (False, True):
+        f = _neg_log_posterior(x, y, is_cat, deterministic)
+        raw = rng.normal(size=6) * 0.5
+        value, grad = f(raw)
+        numeric = [(f(raw + 1e-6 * e)[0] - f(raw - 1e-6 * e)[0]) / 2e-6 for e in eye]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
+    gp = fit_gp(x, y, is_cat)
+    xq = rng.random((5, 4))
+    xq[:, 3] = 1.0
+    for best in (y.min(), y.min() - 5.0, y.min() - 40.0):  # EI from sizeable to ~e^-1000
+        value, grad = log_ei_and_grad(gp, xq, best)
+        np.testing.assert_allclose(value, log_expected_improvement(*gp.posterior(xq), best))
+        assert np.all(grad[:, 3] == 0.0)  # a categorical input does not move continuously
+        for j in range(3):
+            step = np.zeros(4)
+            step[j] = 1e-6
+            up = log_expected_improvement(*gp.posterior(xq + step), best)
+            down = log_expected_improvement(*gp.posterior(xq - step), best)
+            np.testing.assert_allclose(grad[:, j], (up - down) / 2e-6, rtol=1e-4, atol=1e-6)
+
+
+def test_bayes_candidates_are_the_space_samples_in_one_draw() -> None:
+    """The candidates are drawn for all points at once: the same points, encoded the same,
+    as one ``space.sample`` after another from the same random numbers."""
+    from hpo.strategies._bayes import _Codec
+
+    codec = _Codec(CONDITIONAL)
+    many = codec.sample(500, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    one_by_one = np.array([codec.encode(CONDITIONAL.sample(rng)) for _ in range(500)])
+    np.testing.assert_allclose(many, one_by_one, rtol=0, atol=1e-12)
+    assert {int(v) for v in many[:, 5]} == {0, 1, 2}  # activation, as choice indices
+    assert (many[:, 4] == 0.5).any() and (many[:, 4] != 0.5).any()  # units_3 off and on

@@ -191,6 +191,25 @@ class Float(Param):
             v = self.low + u * (self.high - self.low)
         return min(max(v, float(self.low)), float(self.high))
 
+    def from_unit_array(self, u: np.ndarray) -> np.ndarray:
+        """:meth:`from_unit` for many points at once (what the GP's candidates need)."""
+        u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
+        if self.log:
+            lo, hi = math.log(self.low), math.log(self.high)
+            v = np.exp(lo + u * (hi - lo))
+        else:
+            v = self.low + u * (self.high - self.low)
+        v = np.where(u == 0.0, float(self.low), np.where(u == 1.0, float(self.high), v))
+        return np.clip(v, float(self.low), float(self.high))
+
+    def to_unit_array(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`to_unit` for many values at once."""
+        v = np.asarray(values, dtype=float)
+        if self.log:
+            lo, hi = math.log(self.low), math.log(self.high)
+            return (np.log(v) - lo) / (hi - lo)
+        return (v - self.low) / (self.high - self.low)
+
     def grid_values(self, points: int) -> list[Any]:
         if self.log:
             return [float(x) for x in np.geomspace(self.low, self.high, points)]
@@ -289,6 +308,21 @@ class Int(Param):
         k = round((x - self.low) / self.step)
         k = min(max(k, 0), self.n_values - 1)
         return int(self.low + k * self.step)
+
+    def from_unit_array(self, u: np.ndarray) -> np.ndarray:
+        """:meth:`from_unit` for many points at once (what the GP's candidates need)."""
+        lo, hi = self._edges()
+        x = lo + np.clip(np.asarray(u, dtype=float), 0.0, 1.0) * (hi - lo)
+        if self.log:
+            x = np.exp(x)
+        k = np.clip(np.round((x - self.low) / self.step), 0, self.n_values - 1)
+        return (self.low + k * self.step).astype(np.int64)
+
+    def to_unit_array(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`to_unit` for many values at once."""
+        lo, hi = self._edges()
+        v = np.asarray(values, dtype=float)
+        return ((np.log(v) if self.log else v) - lo) / (hi - lo)
 
     def grid_values(self, points: int) -> list[Any]:
         if self.n_values <= points:

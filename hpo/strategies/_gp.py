@@ -1,4 +1,4 @@
-"""A small Gaussian-process regressor in torch, for the ``bayes`` strategy.
+"""A small Gaussian-process regressor in NumPy/SciPy, for the ``bayes`` strategy.
 
 Matérn-5/2 kernel with one length scale per input (ARD), a signal variance and a noise
 variance, fitted by maximising the marginal likelihood plus a weak prior (MAP; Snoek et al.
@@ -7,84 +7,113 @@ sets was measured no better than MAP on Hartmann-6 at 40 trials, at 8 times the 
 priors are in :func:`_log_prior`). Categorical inputs use the Hamming distance, numeric inputs
 the squared distance, both scaled by their own inverse squared length scale.
 
-Everything is float64 and runs on the CPU: the matrices are at most a few hundred rows.
+Why NumPy with hand-written gradients rather than torch autograd: the matrices are at most a
+few hundred rows, so a proposal is thousands of tiny operations, and autograd's bookkeeping
+cost more than the arithmetic (the same fit and local searches took 4-10x longer in torch;
+benchmarks/README.md). The gradients are the textbook ones (Rasmussen & Williams 2006, eq.
+5.9 for the marginal likelihood) and are checked against finite differences in the tests.
+Everything is float64.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
+import scipy.linalg
 import scipy.optimize
-import torch
+from scipy import special
 
-__all__ = ["GP", "fit_gp", "log_expected_improvement"]
+__all__ = ["GP", "fit_gp", "log_ei_and_grad", "log_expected_improvement"]
 
 _MIN_NOISE = 1e-6
 _SQRT5 = math.sqrt(5.0)
+_BLOCK = 1 << 22  # elements of a (points, trials, dims) block when scoring many points
 
 
-class _Matern52(torch.autograd.Function):
-    """Matérn-5/2 as a function of the squared distance, with its exact derivative.
+def _matern52(r2: np.ndarray) -> np.ndarray:
+    """Matérn-5/2 as a function of the squared (scaled) distance."""
+    r = np.sqrt(r2)
+    return (1.0 + _SQRT5 * r + (5.0 / 3.0) * r2) * np.exp(-_SQRT5 * r)
 
-    Written as an autograd function because the textbook form differentiates through
-    ``sqrt(d2)``, whose derivative is infinite at 0 although the kernel's is finite.
+
+def _matern52_and_grad(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Matérn-5/2 and its derivative with respect to r2 (finite at 0, unlike a derivative
+    taken through sqrt(r2))."""
+    r = np.sqrt(r2)
+    e = np.exp(-_SQRT5 * r)
+    lin = 1.0 + _SQRT5 * r
+    return (lin + (5.0 / 3.0) * r2) * e, -(5.0 / 6.0) * lin * e
+
+
+def _dists(a: np.ndarray, b: np.ndarray, is_cat: np.ndarray) -> np.ndarray:
+    """Per-dimension distances, shape (n1, n2, d): squared for numeric, 0/1 for categorical."""
+    diff = a[:, None, :] - b[None, :, :]
+    return np.where(is_cat, (diff != 0).astype(float), diff * diff)
+
+
+def _scaled_dist(a: np.ndarray, b: np.ndarray, is_cat: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``_dists(a, b, is_cat) @ w`` without the (n1, n2, d) intermediate: the numeric part as
+    ``|a|^2 + |b|^2 - 2 a.b`` on inputs scaled by ``sqrt(w)`` (one matrix product), the
+    categorical part one input at a time. Several times faster for many points; the rounding
+    it adds near a zero distance (~1e-16) moves the kernel by less than that."""
+    num = ~is_cat
+    sw = np.sqrt(w[num])
+    an, bn = a[:, num] * sw, b[:, num] * sw
+    out = (an * an).sum(1)[:, None] + (bn * bn).sum(1)[None, :] - 2.0 * (an @ bn.T)
+    np.maximum(out, 0.0, out=out)
+    for j in np.flatnonzero(is_cat):
+        out += w[j] * (a[:, j, None] != b[None, :, j])
+    return out
+
+
+class GP:
+    """A fitted GP: posterior mean and variance (and their gradients) at new points.
+
+    Args:
+        x: Inputs, (n, d), in the unit box (categoricals as their choice index).
+        y: Standardised targets, (n,).
+        is_cat: Which inputs are categorical, (d,).
+        inv_sq_ls: One inverse squared length scale per input, (d,).
+        scale: Signal variance.
+        noise: Noise variance.
+        n_exact: The last ``n_exact`` rows are fantasies, conditioned on without noise.
     """
 
-    @staticmethod
-    def forward(ctx: Any, d2: torch.Tensor) -> torch.Tensor:
-        r = torch.sqrt(d2)
-        e = torch.exp(-_SQRT5 * r)
-        ctx.save_for_backward(r, e)
-        return (1.0 + _SQRT5 * r + (5.0 / 3.0) * d2) * e
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        r, e = ctx.saved_tensors
-        return grad * (-(5.0 / 6.0) * (1.0 + _SQRT5 * r) * e)
-
-
-def _sqdist(x1: torch.Tensor, x2: torch.Tensor, is_cat: torch.Tensor) -> torch.Tensor:
-    """Per-dimension distances, shape (n1, n2, d): squared for numeric, 0/1 for categorical."""
-    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
-    return torch.where(is_cat, (diff != 0).to(diff.dtype), diff * diff)
-
-
-@dataclass
-class GP:
-    """A fitted GP: posterior mean and variance at new points."""
-
-    x: torch.Tensor  # (n, d)
-    y: torch.Tensor  # (n,)
-    is_cat: torch.Tensor  # (d,) bool
-    inv_sq_ls: torch.Tensor  # (d,)
-    scale: torch.Tensor  # ()
-    noise: torch.Tensor  # ()
-    n_exact: int = 0  # the last n_exact rows are fantasies, conditioned on without noise
-
-    def __post_init__(self) -> None:
-        self._factor()
-
-    def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        d2 = _sqdist(a, b, self.is_cat) @ self.inv_sq_ls
-        return self.scale * _Matern52.apply(d2)
-
-    def _factor(self) -> None:
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        is_cat: np.ndarray,
+        inv_sq_ls: np.ndarray,
+        scale: float,
+        noise: float,
+        n_exact: int = 0,
+    ) -> None:
+        self.x = np.asarray(x, dtype=float)
+        self.y = np.asarray(y, dtype=float)
+        self.is_cat = np.asarray(is_cat, dtype=bool)
+        self.inv_sq_ls = np.asarray(inv_sq_ls, dtype=float)
+        self.scale = float(scale)
+        self.noise = float(noise)
+        self.n_exact = n_exact
         k = self.kernel(self.x, self.x)
-        diag = torch.full((len(self.x),), float(self.noise) + 1e-10, dtype=k.dtype)
-        if self.n_exact:
-            diag[-self.n_exact :] = 1e-8
-        k = k + torch.diag(diag)
-        self._chol = torch.linalg.cholesky(k)
-        self._alpha = torch.cholesky_solve(self.y.unsqueeze(-1), self._chol).squeeze(-1)
+        diag = np.full(len(self.x), self.noise + 1e-10)
+        if n_exact:
+            diag[-n_exact:] = 1e-8
+        k[np.diag_indices_from(k)] += diag
+        self._chol = scipy.linalg.cholesky(k, lower=True)
+        self._alpha = scipy.linalg.cho_solve((self._chol, True), self.y)
 
-    def condition_on(self, x_new: torch.Tensor, y_new: torch.Tensor) -> GP:
+    def kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.scale * _matern52(_scaled_dist(a, b, self.is_cat, self.inv_sq_ls))
+
+    def condition_on(self, x_new: np.ndarray, y_new: np.ndarray) -> GP:
         """The same kernel conditioned on fantasised observations, taken as exact."""
         return GP(
-            torch.cat([self.x, x_new]),
-            torch.cat([self.y, y_new]),
+            np.concatenate([self.x, x_new]),
+            np.concatenate([self.y, y_new]),
             self.is_cat,
             self.inv_sq_ls,
             self.scale,
@@ -92,116 +121,190 @@ class GP:
             n_exact=self.n_exact + len(x_new),
         )
 
-    def posterior(self, xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance (of the latent function) at ``xq`` (m, d)."""
-        kxq = self.kernel(xq, self.x)  # (m, n)
+        xq = np.atleast_2d(xq)
+        rows = max(1, _BLOCK // max(1, len(self.x) * xq.shape[1]))
+        means, variances = [], []
+        for i in range(0, len(xq), rows):  # blocks: (m, n, d) distances for many points
+            kxq = self.kernel(xq[i : i + rows], self.x)  # (m, n)
+            v = scipy.linalg.solve_triangular(self._chol, kxq.T, lower=True)  # (n, m)
+            means.append(kxq @ self._alpha)
+            variances.append(np.maximum(self.scale - (v * v).sum(0), 1e-12))
+        return np.concatenate(means), np.concatenate(variances)
+
+    def posterior_grad(
+        self, xq: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, variance and their gradients with respect to the numeric inputs of ``xq``
+        (m, d); a categorical input's gradient is 0 (it moves only in discrete steps)."""
+        xq = np.atleast_2d(xq)
+        diff = xq[:, None, :] - self.x[None, :, :]  # (m, n, d)
+        d2 = np.where(self.is_cat, (diff != 0).astype(float), diff * diff)
+        r2 = d2 @ self.inv_sq_ls
+        m52, m52_grad = _matern52_and_grad(r2)
+        kxq = self.scale * m52  # (m, n)
+        # d k / d x_j = scale * M'(r2) * inv_sq_ls_j * 2 (x_j - x_ij), for numeric j.
+        w_num = np.where(self.is_cat, 0.0, 2.0 * self.inv_sq_ls)
+        dk = (self.scale * m52_grad)[..., None] * diff * w_num  # (m, n, d)
         mean = kxq @ self._alpha
-        v = torch.linalg.solve_triangular(self._chol, kxq.T, upper=False)  # (n, m)
-        var = (self.scale - (v * v).sum(0)).clamp_min(1e-12)
-        return mean, var
+        v = scipy.linalg.solve_triangular(self._chol, kxq.T, lower=True)  # (n, m)
+        raw_var = self.scale - (v * v).sum(0)
+        var = np.maximum(raw_var, 1e-12)
+        kinv_k = scipy.linalg.solve_triangular(self._chol, v, lower=True, trans="T")  # (n, m)
+        dmean = np.einsum("mnd,n->md", dk, self._alpha)
+        dvar = -2.0 * np.einsum("mnd,nm->md", dk, kinv_k)
+        dvar[raw_var < 1e-12] = 0.0  # clamped: flat there
+        return mean, var, dmean, dvar
 
 
 def _log_prior(
-    inv_sq_ls: torch.Tensor, scale: torch.Tensor, noise: torch.Tensor, is_cat: torch.Tensor
-) -> torch.Tensor:
-    # Weak priors that keep the fit sane with few points (inputs live in the unit box, values
-    # are standardised):
-    # * a numeric input's length scale l ~ Gamma(3, 6): mode 1/3, mean 1/2 of the box, little
-    #   mass above 1 (BoTorch's long-standing default). A flatter prior centred on l = 1
-    #   (Optuna's) lets a handful of points fit one smooth trend across the whole box; EI then
-    #   exploits the first bump it finds and rarely looks elsewhere. Shorter length scales keep
-    #   the model's uncertainty up away from the data, so a multi-modal function gets explored,
-    #   and a smooth one is still fitted well once points accumulate;
-    # * a categorical input (Hamming distance 0 or 1) keeps a prior centred on 1/l^2 = 1, a
-    #   correlation of about 0.5 between two choices: short length scales would make every
-    #   choice a separate function to learn from a few points;
-    # * a signal variance near that of the standardised data, a small noise.
-    def gamma(x: torch.Tensor, a: float, b: float) -> torch.Tensor:
-        return (a - 1.0) * torch.log(x) - b * x
+    raw: np.ndarray, is_cat: np.ndarray, deterministic: bool
+) -> tuple[float, np.ndarray]:
+    """Log prior density of the raw (log-space) hyper-parameters, and its gradient.
 
-    numeric = gamma(torch.rsqrt(inv_sq_ls), 3.0, 6.0)
-    categorical = -(0.1 / inv_sq_ls + 0.1 * inv_sq_ls)
-    return (
-        torch.where(is_cat, categorical, numeric).sum()
-        + gamma(scale, 2.0, 1.0)
-        + gamma(noise, 1.1, 30.0)
-    )
+    Weak priors that keep the fit sane with few points (inputs live in the unit box, values
+    are standardised):
+
+    * a numeric input's length scale l ~ Gamma(3, 6): mode 1/3, mean 1/2 of the box, little
+      mass above 1 (BoTorch's long-standing default). A flatter prior centred on l = 1
+      (Optuna's) lets a handful of points fit one smooth trend across the whole box; EI then
+      exploits the first bump it finds and rarely looks elsewhere. Shorter length scales keep
+      the model's uncertainty up away from the data, so a multi-modal function gets explored,
+      and a smooth one is still fitted well once points accumulate;
+    * a categorical input (Hamming distance 0 or 1) keeps a prior centred on 1/l^2 = 1, a
+      correlation of about 0.5 between two choices: short length scales would make every
+      choice a separate function to learn from a few points;
+    * a signal variance near that of the standardised data, a small noise.
+    """
+    d = len(is_cat)
+    r_ls, r_scale, r_noise = raw[:d], raw[d], raw[d + 1]
+    grad = np.zeros_like(raw)
+    # numeric: Gamma(3, 6) on l = exp(-r/2): 2 log l - 6 l = -r - 6 exp(-r/2)
+    half = np.exp(-0.5 * r_ls)
+    numeric, d_numeric = -r_ls - 6.0 * half, -1.0 + 3.0 * half
+    # categorical: -(0.1 / lambda + 0.1 lambda), lambda = exp(r)
+    e_ls = np.exp(r_ls)
+    categorical, d_categorical = -0.1 / e_ls - 0.1 * e_ls, 0.1 / e_ls - 0.1 * e_ls
+    logp = float(np.where(is_cat, categorical, numeric).sum())
+    grad[:d] = np.where(is_cat, d_categorical, d_numeric)
+    # signal variance: Gamma(2, 1) on s = exp(r): r - exp(r)
+    logp += r_scale - math.exp(r_scale)
+    grad[d] = 1.0 - math.exp(r_scale)
+    # noise: Gamma(1.1, 30) on _MIN_NOISE + exp(r) (or the fixed minimum)
+    noise = _MIN_NOISE if deterministic else _MIN_NOISE + math.exp(r_noise)
+    logp += 0.1 * math.log(noise) - 30.0 * noise
+    if not deterministic:
+        grad[d + 1] = (0.1 / noise - 30.0) * math.exp(r_noise)
+    return logp, grad
+
+
+def _neg_log_posterior(
+    x: np.ndarray, y: np.ndarray, is_cat: np.ndarray, deterministic: bool
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """The fit's objective: minus (log marginal likelihood + log prior), and its gradient."""
+    n, d = x.shape
+    dists = _dists(x, x, is_cat).reshape(n * n, d)  # fixed during the fit
+    diag = np.diag_indices(n)
+    const = 0.5 * n * math.log(2 * math.pi)
+    potri = scipy.linalg.get_lapack_funcs("potri", (x,))
+
+    def f(raw: np.ndarray) -> tuple[float, np.ndarray]:
+        inv_sq_ls = np.exp(raw[:d])
+        scale = math.exp(raw[d])
+        noise = _MIN_NOISE if deterministic else _MIN_NOISE + math.exp(raw[d + 1])
+        m52, m52_grad = _matern52_and_grad((dists @ inv_sq_ls).reshape(n, n))
+        k = scale * m52
+        k[diag] += noise + 1e-10
+        try:
+            chol = scipy.linalg.cholesky(k, lower=True)
+        except np.linalg.LinAlgError:
+            return 1e10, np.zeros_like(raw)
+        alpha = scipy.linalg.cho_solve((chol, True), y)
+        mll = -0.5 * float(y @ alpha) - float(np.log(np.diagonal(chol)).sum()) - const
+        # d mll / d theta = 1/2 tr((alpha alpha^T - K^-1) dK/dtheta)  (R&W eq. 5.9)
+        k_inv, info = potri(chol, lower=True)  # the lower triangle of K^-1
+        if info != 0:
+            return 1e10, np.zeros_like(raw)
+        k_inv = np.tril(k_inv) + np.tril(k_inv, -1).T
+        w = np.outer(alpha, alpha) - k_inv
+        grad = np.zeros_like(raw)
+        grad[:d] = 0.5 * inv_sq_ls * ((w * (scale * m52_grad)).reshape(-1) @ dists)
+        grad[d] = 0.5 * float((w * m52).sum() * scale)
+        if not deterministic:
+            grad[d + 1] = 0.5 * math.exp(raw[d + 1]) * float(np.trace(w))
+        logp, dlogp = _log_prior(raw, is_cat, deterministic)
+        return -(mll + logp), -(grad + dlogp)
+
+    return f
 
 
 def fit_gp(x: np.ndarray, y: np.ndarray, is_cat: np.ndarray, *, deterministic: bool = False) -> GP:
     """Fit kernel hyper-parameters (MAP) to ``x`` (n, d) and standardised ``y`` (n,)."""
-    xt = torch.as_tensor(x, dtype=torch.float64)
-    yt = torch.as_tensor(y, dtype=torch.float64)
-    cat = torch.as_tensor(is_cat, dtype=torch.bool)
-    n, d = xt.shape
-    d2 = _sqdist(xt, xt, cat)  # (n, n, d): fixed during the fit
-    eye = torch.eye(n, dtype=torch.float64)
-
-    def unpack(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        inv_sq_ls = torch.exp(raw[:d])
-        scale = torch.exp(raw[d])
-        noise = (
-            torch.tensor(_MIN_NOISE, dtype=torch.float64)
-            if deterministic
-            else _MIN_NOISE + torch.exp(raw[d + 1])
-        )
-        return inv_sq_ls, scale, noise
-
-    def loss_and_grad(raw_np: np.ndarray) -> tuple[float, np.ndarray]:
-        raw = torch.tensor(raw_np, dtype=torch.float64, requires_grad=True)
-        inv_sq_ls, scale, noise = unpack(raw)
-        k = scale * _Matern52.apply(d2 @ inv_sq_ls) + (noise + 1e-10) * eye
-        try:
-            chol = torch.linalg.cholesky(k)
-        except torch.linalg.LinAlgError:
-            return 1e10, np.zeros_like(raw_np)
-        alpha = torch.cholesky_solve(yt.unsqueeze(-1), chol).squeeze(-1)
-        mll = (
-            -0.5 * (yt @ alpha)
-            - torch.log(torch.diagonal(chol)).sum()
-            - 0.5 * n * math.log(2 * math.pi)
-        )
-        loss = -(mll + _log_prior(inv_sq_ls, scale, noise, cat))
-        loss.backward()
-        assert raw.grad is not None
-        return float(loss.item()), raw.grad.numpy().copy()
-
-    x0 = np.zeros(d + 2)
-    x0[d + 1] = math.log(1e-2)
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    is_cat = np.asarray(is_cat, dtype=bool)
+    d = x.shape[1]
+    raw0 = np.zeros(d + 2)
+    raw0[d + 1] = math.log(1e-2)
     res = scipy.optimize.minimize(
         # gtol 1e-2: the fit only needs to be good, not converged to the last digit (as in
         # Optuna's GPSampler); most of a proposal's time used to go into that last digit.
-        loss_and_grad,
-        x0,
+        _neg_log_posterior(x, y, is_cat, deterministic),
+        raw0,
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": 200, "gtol": 1e-2},
     )
-    raw = torch.tensor(res.x, dtype=torch.float64)
-    inv_sq_ls, scale, noise = unpack(raw)
-    return GP(xt, yt, cat, inv_sq_ls.detach(), scale.detach(), noise.detach())
+    raw = res.x
+    noise = _MIN_NOISE if deterministic else _MIN_NOISE + math.exp(raw[d + 1])
+    return GP(x, y, is_cat, np.exp(raw[:d]), math.exp(raw[d]), noise)
 
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def _log_h(z: torch.Tensor) -> torch.Tensor:
+def _log_h(z: np.ndarray) -> np.ndarray:
     """log(z Φ(z) + φ(z)), accurate for very negative z (where EI underflows)."""
-    log_phi = -0.5 * z * z - _LOG_SQRT_2PI
+    z = np.asarray(z, dtype=float)
+    out = np.empty_like(z)
     pos = z >= 0
-    zp = torch.where(pos, z, torch.zeros_like(z))
-    out_pos = torch.log(zp * torch.special.ndtr(zp) + torch.exp(-0.5 * zp * zp - _LOG_SQRT_2PI))
-    zn = torch.where(pos, -torch.ones_like(z), z).clamp_min(-1e4)
+    zp = z[pos]
+    out[pos] = np.log(zp * special.ndtr(zp) + np.exp(-0.5 * zp * zp - _LOG_SQRT_2PI))
+    zn = np.maximum(z[~pos], -1e4)
+    log_phi = -0.5 * zn * zn - _LOG_SQRT_2PI
     # z Φ(z) + φ(z) = φ(z) (1 + z Φ(z)/φ(z)) and Φ(z)/φ(z) = sqrt(π/2) erfcx(-z/√2).
-    inner = 1.0 + zn * math.sqrt(math.pi / 2) * torch.special.erfcx(-zn / math.sqrt(2))
-    # Once cancellation takes over: 1 + z m(z) = 1/z² - 3/z⁴ + O(z⁻⁶).
-    asym = -2.0 * torch.log(-zn) + torch.log1p(-3.0 / (zn * zn))
-    out_neg = log_phi + torch.where(zn > -20, torch.log(inner.clamp_min(1e-300)), asym)
-    return torch.where(pos, out_pos, out_neg)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = 1.0 + zn * math.sqrt(math.pi / 2) * special.erfcx(-zn / math.sqrt(2))
+        # Once cancellation takes over: 1 + z m(z) = 1/z² - 3/z⁴ + O(z⁻⁶).
+        asym = -2.0 * np.log(-zn) + np.log1p(-3.0 / (zn * zn))
+        out[~pos] = log_phi + np.where(zn > -20, np.log(np.maximum(inner, 1e-300)), asym)
+    return out
 
 
-def log_expected_improvement(mean: torch.Tensor, var: torch.Tensor, best: float) -> torch.Tensor:
+def log_expected_improvement(mean: np.ndarray, var: np.ndarray, best: float) -> np.ndarray:
     """log E[max(best - f, 0)] for f ~ N(mean, var) (we minimise)."""
-    sigma = torch.sqrt(var)
+    sigma = np.sqrt(var)
+    return _log_h((best - mean) / sigma) + np.log(sigma)
+
+
+def log_ei_and_grad(
+    gp: GP, xq: np.ndarray, best: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """log expected improvement at ``xq`` (m, d) and its gradient (m, d) with respect to the
+    numeric inputs.
+
+    With z = (best - mean) / sigma and h(z) = z Φ(z) + φ(z): d log EI / d mean = -Φ(z) /
+    (sigma h(z)) and d log EI / d sigma = φ(z) / (sigma h(z)); both ratios are taken in log
+    space, so they stay finite where EI itself underflows.
+    """
+    mean, var, dmean, dvar = gp.posterior_grad(xq)
+    sigma = np.sqrt(var)
     z = (best - mean) / sigma
-    return _log_h(z) + torch.log(sigma)
+    log_h = _log_h(z)
+    value = log_h + np.log(sigma)
+    cdf_over_h = np.exp(special.log_ndtr(z) - log_h)
+    pdf_over_h = np.exp(-0.5 * z * z - _LOG_SQRT_2PI - log_h)
+    d_mean = -cdf_over_h / sigma
+    d_var = pdf_over_h / sigma / (2.0 * sigma)
+    return value, d_mean[:, None] * dmean + d_var[:, None] * dvar
