@@ -288,9 +288,7 @@ def log_expected_improvement(mean: np.ndarray, var: np.ndarray, best: float) -> 
     return _log_h((best - mean) / sigma) + np.log(sigma)
 
 
-def log_ei_and_grad(
-    gp: GP, xq: np.ndarray, best: float
-) -> tuple[np.ndarray, np.ndarray]:
+def log_ei_and_grad(gp: GP, xq: np.ndarray, best: float) -> tuple[np.ndarray, np.ndarray]:
     """log expected improvement at ``xq`` (m, d) and its gradient (m, d) with respect to the
     numeric inputs.
 
