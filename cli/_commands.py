@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import time
@@ -143,6 +144,11 @@ def run(
     total = trials if trials is not None else int(meta.get("trials") or 20)
     pruner_options = _pruner_options(pruner_opts)
     _check_pruner(pruner, pruner_options, sp)  # a bad setting fails before the data load
+    # Parallel settings are checked (and a cluster address probed) before anything is stored.
+    executor = _executor(workers, ray_address, cpus_per_trial, gpus_per_trial, retries)
+    if executor is not None:
+        _check_device_for_ray(device, executor.gpus_per_trial)
+        executor.preflight()
     if objective is not None:
         fn = _load_objective(objective)
         source = f"objective {objective}"
@@ -196,9 +202,12 @@ def run(
 
             tracker = MlflowTracker(mlflow_uri, log_models=mlflow_models)
             study.observers.append(tracker)
-        executor = _executor(workers, ray_address, cpus_per_trial, gpus_per_trial, retries, tracker)
         if executor is not None and tracker is not None:
-            study.observers.remove(tracker)  # each Ray worker tracks its own trials
+            # Each Ray worker tracks its own trials (the driver those whose worker died).
+            executor.worker_observers = functools.partial(
+                _worker_trackers, type(tracker), tracker.uri, tracker.log_models
+            )
+            study.observers.remove(tracker)
         bar = Progress(study, total=total - done, timeout=timeout, epochs=epochs)
         start = time.monotonic()
         if progress:
@@ -228,12 +237,7 @@ def run(
 
 
 def _executor(
-    workers: int,
-    address: str | None,
-    cpus: float | None,
-    gpus: float | None,
-    retries: int,
-    tracker: Any,
+    workers: int, address: str | None, cpus: float | None, gpus: float | None, retries: int
 ) -> Any:
     """A RayExecutor when the flags ask for parallel or resource-aware trials, else None (the
     in-process loop, which costs no start-up)."""
@@ -241,23 +245,26 @@ def _executor(
         return None
     from hpo.executors import RayExecutor
 
-    factory = None
-    if tracker is not None:
-        import functools
-
-        from hpo.tracking import MlflowTracker
-
-        factory = functools.partial(
-            _worker_trackers, MlflowTracker, tracker.uri, tracker.log_models
-        )
     return RayExecutor(
         workers=workers,
         address=address,
         cpus_per_trial=1.0 if cpus is None else cpus,
         gpus_per_trial=0.0 if gpus is None else gpus,
         retries=retries,
-        worker_observers=factory,
     )
+
+
+def _check_device_for_ray(device: str | None, gpus_per_trial: float) -> None:
+    """On Ray a trial sees only the GPUs it was given, numbered from 0."""
+    if device is None or not device.startswith("cuda:"):
+        return
+    index = device.split(":", 1)[1]
+    if not index.isdigit() or int(index) >= max(1, int(gpus_per_trial)):
+        raise HpoError(
+            f"--device {device}: on Ray each trial sees only the GPU(s) it was given, "
+            f"numbered from 0 ({gpus_per_trial:g} per trial here); use --device cuda and "
+            "--gpus-per-trial to choose how many."
+        )
 
 
 def _worker_trackers(cls: Any, uri: str, log_models: str) -> list[Any]:

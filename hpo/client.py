@@ -60,6 +60,17 @@ _KNOWN = {
 }
 
 
+_MAX_ERROR = 2000  # characters the API keeps of a failure's reason
+
+
+def _fit_error(text: str) -> str:
+    """A failure reason as the API takes it: no NUL characters, at most 2,000 characters
+    (a CUDA error or a long traceback would otherwise get a 422 and leave the trial
+    running)."""
+    text = text.replace("\x00", "")
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
+
+
 def _error(status: int, raw: bytes, what: str) -> HpoError:
     try:
         body = json.loads(raw)
@@ -282,11 +293,11 @@ class Client:
                 if reason is None
                 else {
                     "state": "failed",
-                    "error": error or reason,
+                    "error": _fit_error(error or reason),
                 }
             )
         elif st is TrialState.FAILED:
-            body["error"] = error or "failed"
+            body["error"] = _fit_error(error or "failed")
         elif value is not None:  # pruned, with the value to keep
             v, _ = check_value(value)
             if v is not None:

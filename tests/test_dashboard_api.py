@@ -168,6 +168,55 @@ def test_client_tell_follows_the_library_rules(server: Server) -> None:
     assert e.value.status == 409
 
 
+def test_client_fits_long_failure_reasons_into_the_api(server: Server, store_url: str) -> None:
+    """A CUDA error or a traceback can be longer than the API takes: the client trims it
+    (and drops NUL characters) rather than leave the trial running on a 422."""
+    study = Client(server.url).create_study(SPACE, strategy="random", name="long-reasons")
+
+    def crash(trial: Any) -> float:
+        raise RuntimeError("CUDA error: " + "x" * 5000 + "\x00")
+
+    study.optimize(crash, n_trials=2)
+    trials = hpo.load_study("long-reasons", storage=store_url).trials
+    assert [t.state for t in trials] == [hpo.TrialState.FAILED] * 2
+    assert all(len(t.error or "") == 2000 and "\x00" not in (t.error or "") for t in trials)
+    assert all((t.error or "").startswith("RuntimeError: CUDA error: xxx") for t in trials)
+
+
+def test_values_at_the_float_limit_never_give_a_5xx(server: Server) -> None:
+    """Finite but extreme values (±1.7e308) must not overflow the GP or the importance
+    forest: asks and every plot still answer."""
+    client = Client(server.url)
+    study = client.create_study({"a": {"type": "float", "low": 0, "high": 1}}, name="extreme")
+    for i in range(14):
+        study.tell(study.ask(), 1.7e308 if i % 2 else -1.7e308)
+    assert call(server, "POST", "/api/studies/extreme/ask")[0] == 201
+    status, _, plots = call(server, "GET", "/api/studies/extreme/plots")
+    assert status == 200, plots
+    assert call(server, "GET", "/api/studies/extreme/plots/importance")[0] == 200
+
+
+def test_other_sites_can_neither_write_nor_read_without_a_token(
+    server: Server, store_url: str
+) -> None:
+    """Without a token: a page of another site cannot POST here (its browser names it in
+    Origin), nor read through a name that rebinds to 127.0.0.1 (Host)."""
+    Client(server.url).create_study(SPACE, strategy="random", name="guarded-site")
+    before = len(hpo.load_study("guarded-site", storage=store_url).trials)
+    got, _, answer = call(
+        server, "POST", "/api/studies/guarded-site/ask", headers={"Origin": "http://evil.example"}
+    )
+    assert got == 403 and answer["detail"].startswith("cross-site write refused")
+    got, _, answer = call(server, "GET", "/api/studies", headers={"Host": "evil.example:8080"})
+    assert got == 421 and "loopback names only" in answer["detail"]
+    assert len(hpo.load_study("guarded-site", storage=store_url).trials) == before
+    port = server.url.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):  # the dashboard's own names
+        assert call(server, "GET", "/api/studies", headers={"Host": host})[0] == 200
+    same = {"Origin": server.url}
+    assert call(server, "POST", "/api/studies/guarded-site/ask", headers=same)[0] == 201
+
+
 # -- what the dashboard reads ----------------------------------------------------------------
 
 
@@ -364,8 +413,9 @@ def test_writes_need_the_token_when_one_is_set(store_url: str) -> None:
         assert (got, answer["detail"]) == (401, "wrong token.")
         got, _, _ = call(server, "POST", "/api/studies/demo/ask")
         assert got == 401
-        # Reads stay open (the page is read-only).
+        # Reads stay open (the page is read-only), under any name the server is reached by.
         assert call(server, "GET", "/api/studies/demo/trials")[0] == 200
+        assert call(server, "GET", "/api/studies", headers={"Host": "hpo.example"})[0] == 200
 
         with pytest.raises(ClientError) as e:
             Client(server.url).ask("demo")

@@ -235,12 +235,17 @@ params:
 """
 
 
+# The compose network's service names, for processes in the test's namespace: `ip netns exec`
+# mounts /etc/netns/NAME/hosts over /etc/hosts, so the compose file's URLs (mlflow:5000,
+# ray-head:6379) are used exactly as written, Host headers included.
+SERVICE_HOSTS = ("mlflow", "ray-head", "dashboard")
+
+
 def _localise(value: str, tmp: Path) -> str:
     """What the compose network and volumes give a container, for a process on this host:
-    service names become loopback (PostgreSQL its Unix socket), volumes become folders."""
+    PostgreSQL (which listens outside the namespace) is reached through its Unix socket, and
+    volumes become folders; every other service name resolves to the namespace's loopback."""
     value = re.sub(r"@postgres:5432/([\w-]+)", rf"@/\1?host={PG_SOCKET}", value)
-    value = value.replace("mlflow:5000", "127.0.0.1:5000")
-    value = value.replace("ray-head:6379", "127.0.0.1:6379")
     return value.replace("/mlartifacts", str(tmp / "mlartifacts"))
 
 
@@ -273,6 +278,9 @@ def deployment(tmp_path: Path, _pg_reason: str | None) -> Iterator[dict[str, Any
     ray_tmp = Path(f"/tmp/hpo-ray-{tag}")
     ray_tmp.mkdir()
     ns = NetNS()
+    etc = Path("/etc/netns") / ns.name
+    etc.mkdir(parents=True)
+    (etc / "hosts").write_text(f"127.0.0.1 localhost {' '.join(SERVICE_HOSTS)}\n::1 localhost\n")
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(name: str) -> None:
@@ -327,6 +335,7 @@ def deployment(tmp_path: Path, _pg_reason: str | None) -> Iterator[dict[str, Any
         yield {"ns": ns, "env": env, "services": services, "tmp": tmp_path, "ray_tmp": ray_tmp}
     finally:
         ns.close()
+        shutil.rmtree(etc, ignore_errors=True)
         shutil.rmtree(ray_tmp, ignore_errors=True)
         with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
             for db in (env["POSTGRES_DB"], env["MLFLOW_DB"]):
@@ -361,18 +370,20 @@ def test_the_services_run_a_study_as_plain_processes(deployment: dict[str, Any])
         for k, v in deployment["services"]["ray-head"]["environment"].items()
     }
     run_env = {**os.environ, **head_env, "HPO_OFFLINE": "1", "RAY_TMPDIR": str(ray_tmp)}
-    # both nodes joined
+    # both nodes joined, at the address the compose file gives the worker
     nodes = _in_ns(
         ns,
-        "import json, time, ray\nray.init(address='127.0.0.1:6379', logging_level='ERROR')\n"
+        "import json, time, ray\nray.init(address='ray-head:6379', logging_level='ERROR')\n"
         "for _ in range(120):\n"
-        "    n = sum(1 for x in ray.nodes() if x['Alive'])\n"
-        "    if n >= 2: break\n"
+        "    alive = [x for x in ray.nodes() if x['Alive']]\n"
+        "    if len(alive) >= 2: break\n"
         "    time.sleep(0.5)\n"
-        "print(json.dumps(n))",
+        "print(json.dumps({x['NodeID']: x['Resources'].get('CPU', 0) for x in alive}))",
         run_env,
     )
-    assert nodes == 2
+    assert len(nodes) == 2
+    workers = {node for node, cpus in nodes.items() if cpus > 0}
+    assert len(workers) == 1, nodes  # the head offers no CPUs: it only schedules
     (tmp / "small.yaml").write_text(SPACE)
     # a driver with the head's environment, joining through the published Ray client port
     r = subprocess.run(
@@ -388,16 +399,19 @@ def test_the_services_run_a_study_as_plain_processes(deployment: dict[str, Any])
     trials = hpo.load_study("small-random", storage=store).trials
     assert len(trials) == 3 and all(t.state is TrialState.COMPLETE for t in trials)
     assert all(0.0 < (t.value or 0) <= 1.0 and t.intermediate for t in trials)
+    assert {t.system_attrs["node_id"] for t in trials} == workers  # trials ran on the worker
 
     # the runs, in the tracking server the compose file names
     runs = _in_ns(
         ns,
-        "import json, mlflow\nc = mlflow.MlflowClient('http://127.0.0.1:5000')\n"
+        "import json, mlflow\nc = mlflow.MlflowClient('http://mlflow:5000')\n"
         "e = c.get_experiment_by_name('small-random')\n"
         "rs = c.search_runs([e.experiment_id])\n"
         "print(json.dumps([[r.data.tags.get('hpo.kind'), r.info.status] for r in rs]))",
     )
     assert sorted(s for kind, s in runs if kind == "trial") == ["FINISHED"] * 3
+    # the best trial's model, uploaded by the worker through the server to its artifact volume
+    assert any(p.name == "MLmodel" for p in (tmp / "mlartifacts").rglob("*")), "no model logged"
 
     # the dashboard: the page, the study through the API, and the token on writes
     page = _in_ns(

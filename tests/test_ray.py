@@ -45,6 +45,12 @@ def marked(trial):
     time.sleep(_nap("1.5"))
     return trial.params["x"]
 
+def gpu_seen(trial):
+    """Records the GPUs the trial's process may see, as Ray set them up."""
+    trial.set_user_attr("cuda_visible", os.environ.get("CUDA_VISIBLE_DEVICES"))
+    time.sleep(_nap("0.5"))
+    return trial.params["x"]
+
 def curve(trial):
     """A learning curve: the value after step s is x * s (smaller x, better trial)."""
     for step in range(1, 7):
@@ -155,6 +161,30 @@ def test_in_memory_study_is_refused_before_ray_starts() -> None:
         study.optimize(lambda t: 0.0, n_trials=2, executor=RayExecutor(workers=2))
     assert time.monotonic() - t0 < 5
     assert study.trials == []
+
+
+def test_bad_cluster_settings_fail_fast_and_store_nothing(workdir: Path, tmp_path: Path) -> None:
+    """A dead or malformed address, or a GPU index a Ray trial cannot see: one line, exit 2,
+    within seconds (Ray alone retries a dead address for minutes), and no study stored."""
+    url = f"sqlite:///{tmp_path}/hpo.db"
+    cases = [
+        (["--ray-address", "127.0.0.1:1"], "nothing answers at 127.0.0.1:1"),
+        (["--ray-address", "ray://127.0.0.1:1"], "nothing answers at 127.0.0.1:1"),
+        (["--ray-address", "http://head:6379"], "must be auto, HOST:PORT"),
+        (["--ray-address", "head"], "must be auto, HOST:PORT"),
+        (["--workers", "2", "--device", "cuda:1"], "each trial sees only the GPU(s) it was"),
+    ]
+    for args, words in cases:
+        t0 = time.monotonic()
+        r = subprocess.run(
+            [*_run_cmd("objectives:sleepy", "--space", str(workdir / "space.yaml")),
+             "--storage", url, "--no-mlflow", *args],
+            env=_env(workdir), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 2, (args, r.stderr[-2000:])
+        assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert time.monotonic() - t0 < 30
+    assert hpo.list_studies(storage=url) == []
 
 
 # -- a local Ray instance started by `hpo run --workers N` --------------------------------
@@ -277,7 +307,7 @@ def cluster(
     workdir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RayCluster, MlflowServer]]:
     """Head node (this host's name, 2 CPUs) and a second node with hostname hpo-node2, 2 CPUs
-    and one declared GPU; an MLflow server beside them. Module-scoped: starting it costs
+    and two declared GPUs; an MLflow server beside them. Module-scoped: starting it costs
     ~20 s."""
     ns = _netns()
     logs = tmp_path_factory.mktemp("ray-logs")
@@ -285,7 +315,7 @@ def cluster(
         ray_cluster = RayCluster(
             ns,
             logs,
-            [{"cpus": 2}, {"cpus": 2, "gpus": 1, "hostname": "hpo-node2"}],
+            [{"cpus": 2}, {"cpus": 2, "gpus": 2, "hostname": "hpo-node2"}],
             PYTHONPATH=str(workdir),
             HPO_TEST_DIR=str(workdir / "pids"),
         )
@@ -337,25 +367,44 @@ def test_gpu_trials_run_on_the_gpu_they_were_given(
 ) -> None:
     ray_cluster, _ = cluster
     r = _cluster_run(
-        ray_cluster, workdir, "objectives:sleepy", "--space", str(workdir / "space.yaml"),
-        "--trials", "4", "--workers", "2", "--gpus-per-trial", "0.5",
+        ray_cluster, workdir, "objectives:gpu_seen", "--space", str(workdir / "space.yaml"),
+        "--study", "gpus", "--trials", "4", "--workers", "2", "--gpus-per-trial", "1",
+        "--storage", socket_url(postgres_url), "--no-mlflow", HPO_TEST_NAP="1.0",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = hpo.load_study("gpus", storage=postgres_url).trials
+    assert len(trials) == 4 and all(t.state is TrialState.COMPLETE for t in trials)
+    assert {t.system_attrs["worker_host"] for t in trials} == {"hpo-node2"}  # the GPU node
+    for t in trials:  # what the trial's process saw is the card the store says it had
+        assert [t.user_attrs["cuda_visible"]] == t.system_attrs["gpu_ids"]
+        assert t.system_attrs["device"] == "cuda"
+    pairs = [
+        (a, b)
+        for a, b in itertools.combinations(trials, 2)
+        if a.started_at < b.finished_at and b.started_at < a.finished_at  # type: ignore[operator]
+    ]
+    assert pairs, "two one-GPU trials should run at once on the two cards"
+    assert all(a.system_attrs["gpu_ids"] != b.system_attrs["gpu_ids"] for a, b in pairs)
+
+    # a trial that asked for no GPU sees none, wherever it runs
+    r = _cluster_run(
+        ray_cluster, workdir, "objectives:gpu_seen", "--space", str(workdir / "space.yaml"),
+        "--study", "no-gpus", "--trials", "4", "--workers", "4",
         "--storage", socket_url(postgres_url), "--no-mlflow", HPO_TEST_NAP="0.5",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    trials = hpo.load_study("space-bayes", storage=postgres_url).trials
-    assert len(trials) == 4 and all(t.state is TrialState.COMPLETE for t in trials)
-    assert {t.system_attrs["worker_host"] for t in trials} == {"hpo-node2"}
-    assert all(t.system_attrs["gpu_ids"] == ["0"] for t in trials)
-    assert all(t.system_attrs["device"] == "cuda" for t in trials)
-    assert _overlap(trials), "two half-GPU trials should share the one card"
+    trials = hpo.load_study("no-gpus", storage=postgres_url).trials
+    assert "hpo-node2" in {t.system_attrs["worker_host"] for t in trials}
+    assert {t.user_attrs["cuda_visible"] for t in trials} == {""}
+    assert {t.system_attrs["device"] for t in trials} == {"cpu"}
 
     r = _cluster_run(
         ray_cluster, workdir, "objectives:sleepy", "--space", str(workdir / "space.yaml"),
-        "--study", "too-big", "--gpus-per-trial", "2", "--storage", socket_url(postgres_url),
+        "--study", "too-big", "--gpus-per-trial", "3", "--storage", socket_url(postgres_url),
         "--no-mlflow",
     )  # fmt: skip
     assert r.returncode == 2
-    assert "asks for 2 GPU(s), but no node of the Ray cluster has that many (most: 1" in r.stderr
+    assert "asks for 3 GPU(s), but no node of the Ray cluster has that many (most: 2" in r.stderr
 
 
 def test_sqlite_is_refused_when_nodes_are_on_other_machines(

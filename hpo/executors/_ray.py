@@ -81,6 +81,7 @@ class RayExecutor:
     retries: int = 0
     worker_observers: Callable[[], Sequence[Observer]] | None = None
     init_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    _driver_observers: list[Observer] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
@@ -96,6 +97,8 @@ class RayExecutor:
             )
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise HpoError(f"retries must be an integer >= 0, got {self.retries!r}.")
+        if self.address is not None:
+            _host_port(self.address)  # a malformed address fails here, before anything runs
 
     # -- the driver loop -----------------------------------------------------------------
     def run(
@@ -137,6 +140,9 @@ class RayExecutor:
                 "heartbeat_interval": study.heartbeat_interval,
             }
             in_flight: dict[Any, tuple[Trial, int]] = {}
+            # Trials asked in this run and not yet collected, submitted or not: Ctrl-C must
+            # leave none of them running in the store.
+            mine: dict[int, Trial] = {}
 
             def submit(trial: Trial, attempt: int) -> None:
                 spec = {
@@ -151,6 +157,11 @@ class RayExecutor:
                 in_flight[ref] = (trial, attempt)
                 study._started(trial)
 
+            def ask(**kw: Any) -> Trial:
+                trial = study.ask(**kw)
+                mine[trial.trial_id] = trial
+                return trial
+
             t0 = time.monotonic()
             asked = 0
             exhausted = False
@@ -162,7 +173,7 @@ class RayExecutor:
                         if timeout is not None and time.monotonic() - t0 >= timeout:
                             break
                         try:
-                            trial = study.ask(max_trials=max_trials)
+                            trial = ask(max_trials=max_trials)
                         except SearchExhausted as e:
                             log.debug("%s", e)
                             exhausted = True
@@ -173,17 +184,22 @@ class RayExecutor:
                         break
                     ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
                     for ref in ready:
-                        trial, attempt = in_flight.pop(ref)
-                        frozen, retry = self._collect(ray, study, ref, trial, attempt)
+                        trial, attempt = in_flight[ref]
+                        frozen, retry, by_driver = self._collect(ray, study, ref, trial, attempt)
+                        del in_flight[ref]
+                        mine.pop(trial.trial_id, None)
                         if retry:
-                            submit(study.ask(params=trial.params), attempt + 1)
+                            submit(ask(params=trial.params), attempt + 1)
+                        if by_driver:
+                            self._driver_notify(study, frozen)
                         study._notify(frozen, None)
                         for cb in callbacks:
                             cb(study, frozen)
             except KeyboardInterrupt:
-                self._cancel(ray, study, in_flight)
+                self._cancel(ray, study, in_flight, mine)
                 raise
         finally:
+            self._close_driver_observers()
             if started:
                 ray.shutdown()
                 # ray.init exports the address of the instance it started; it is gone now,
@@ -195,9 +211,10 @@ class RayExecutor:
 
     def _collect(
         self, ray: Any, study: Study, ref: Any, trial: Trial, attempt: int
-    ) -> tuple[FrozenTrial, bool]:
-        """The finished trial, after making sure the store says it finished; and whether its
-        params should run again (its worker died and retries are left)."""
+    ) -> tuple[FrozenTrial, bool, bool]:
+        """The finished trial, after making sure the store says it finished; whether its
+        params should run again (its worker died and retries are left); and whether the
+        driver finished it (its worker never told the store, nor its observers)."""
         crashed = False
         reason = None
         try:
@@ -213,7 +230,7 @@ class RayExecutor:
         study._forget_running(trial.trial_id)
         frozen = study._read_trial(trial.number)
         if frozen.state is not TrialState.RUNNING:
-            return frozen, False
+            return frozen, False, False
         retry = crashed and attempt < self.retries
         if retry:
             reason = f"{reason}; retried as a new trial ({attempt + 1}/{self.retries})"
@@ -225,9 +242,15 @@ class RayExecutor:
             error=reason,
             system_attrs={"interrupted": True} if interrupted else None,
         )
-        return study._read_trial(trial.number), retry
+        return study._read_trial(trial.number), retry, True
 
-    def _cancel(self, ray: Any, study: Study, in_flight: Mapping[Any, tuple[Trial, int]]) -> None:
+    def _cancel(
+        self,
+        ray: Any,
+        study: Study,
+        in_flight: Mapping[Any, tuple[Trial, int]],
+        mine: Mapping[int, Trial],
+    ) -> None:
         """Ctrl-C: stop every running trial and mark it interrupted."""
         for ref in in_flight:
             try:
@@ -239,16 +262,53 @@ class RayExecutor:
                 ray.wait(list(in_flight), num_returns=len(in_flight), timeout=10.0)
             except Exception as e:
                 log.debug("wait after cancel: %s", e)
-        for trial, _attempt in in_flight.values():
-            study._store.finish_trial(
+        for trial in mine.values():
+            stopped = study._store.finish_trial(  # False: it had finished already
                 trial.trial_id,
                 TrialState.FAILED,
                 error="interrupted: stopped by Ctrl-C",
                 system_attrs={"interrupted": True},
             )
             study._forget_running(trial.trial_id)
+            if stopped:
+                self._driver_notify(study, study._read_trial(trial.number))
+
+    # -- observers for the trials the driver finishes ------------------------------------
+    def _driver_notify(self, study: Study, frozen: FrozenTrial) -> None:
+        """A trial whose worker died (or was cancelled) never reached the observers in its
+        worker; the driver hands it to its own instances of them (the MLflow tracker), so
+        it is tracked like every other trial."""
+        if self.worker_observers is None:
+            return
+        if self._driver_observers is None:
+            self._driver_observers = list(self.worker_observers())
+        for obs in self._driver_observers:
+            try:
+                obs.on_trial_end(study, frozen, None)
+            except Exception as e:
+                log.warning("%s failed on trial %d: %s", type(obs).__name__, frozen.number, e)
+
+    def _close_driver_observers(self) -> None:
+        for obs in self._driver_observers or []:
+            close = getattr(obs, "close", None) or getattr(obs, "flush", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as e:
+                    log.warning("%s failed to close: %s", type(obs).__name__, e)
+        self._driver_observers = None
 
     # -- the cluster ---------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Check, in a few seconds and before anything is stored or started, that the
+        cluster address answers (``run`` checks it too).
+
+        Raises:
+            HpoError: nothing listens at the address.
+        """
+        if self.address is not None:
+            _probe(self.address)
+
     def _connect(self, ray: Any) -> bool:
         """Join or start Ray; True when this run started it (and must stop it)."""
         if ray.is_initialized():
@@ -268,6 +328,7 @@ class RayExecutor:
             kwargs.setdefault("num_cpus", max(os.cpu_count() or 1, need))
             ray.init(address="local", **kwargs)
             return True
+        self.preflight()
         attempts = _CLIENT_ATTEMPTS if self.address.startswith("ray://") else 1
         attempt = 1
         while True:
@@ -347,6 +408,10 @@ def _run_trial(spec: Mapping[str, Any], objective: Callable[[Trial], Any]) -> st
     _limit_threads(spec["cpus"])
     trial = Trial(study, spec["trial_id"], spec["number"], spec["params"])
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+    if not gpu_ids:
+        # Ray (>= 2.50) leaves CUDA_VISIBLE_DEVICES alone for a task that asked for no GPU,
+        # so the objective would see, and use, cards that other trials reserved.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     trial.set_system_attrs(
         {
             "executor": "ray",
@@ -396,6 +461,40 @@ def shareable_url(url: str) -> str:
         path = rest[1:] if rest.startswith("/") else rest
         return f"{scheme}:///{os.path.abspath(os.path.expanduser(path))}"
     return url
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``HOST:PORT`` or ``ray://HOST:PORT`` address; None for auto.
+
+    Raises:
+        HpoError: the address has neither form.
+    """
+    if address == "auto":
+        return None
+    rest = address[len("ray://") :] if address.startswith("ray://") else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or "/" in rest or not 0 < int(port) < 65536:
+        raise HpoError(
+            "the Ray address must be auto, HOST:PORT (the head's GCS port, 6379 by default) "
+            f"or ray://HOST:PORT (its client port, 10001), got {address!r}."
+        )
+    return host.strip("[]"), int(port)
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail at once when nothing listens at the address: Ray itself retries a dead GCS
+    address for minutes before it gives up (14 min measured here)."""
+    hp = _host_port(address)
+    if hp is None:
+        return
+    try:
+        with socket.create_connection(hp, timeout=timeout):
+            pass
+    except OSError as e:
+        raise HpoError(
+            f"cannot connect to the Ray cluster at {address!r}: nothing answers at "
+            f"{hp[0]}:{hp[1]} ({e.strerror or type(e).__name__}); {_CLUSTER_HELP}."
+        ) from None
 
 
 def _import_ray() -> Any:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import enum
 import hashlib
 import importlib
+import ipaddress
 import json
 import logging
 import secrets
 import threading
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Sequence
 from importlib import resources
@@ -250,6 +252,17 @@ class _ImportanceCache:
         return value
 
 
+def _loopback_name(host_header: str) -> bool:
+    """Whether a Host header (``name[:port]``) names this machine's loopback."""
+    name = urllib.parse.urlsplit(f"//{host_header}").hostname or ""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def create_app(
     storage: str | Store | None,
     *,
@@ -305,6 +318,38 @@ def create_app(
             {"name": "plots", "description": "Plotly figures (the dashboard's charts)."},
         ],
     )
+
+    # -- other sites -------------------------------------------------------------------
+    # Without a token the server trusts whoever reaches it, which a loopback bind limits to
+    # this machine, but a browser on this machine runs other sites' code too: a page could
+    # POST here (cross-site request forgery), or rename itself onto 127.0.0.1 and read
+    # (DNS rebinding). A browser names the page's site in Origin and the name it asked for in
+    # Host; tools such as curl and hpo.client send no Origin and a loopback Host.
+    @app.middleware("http")
+    async def _same_site(request: Request, call_next: Any) -> Response:
+        host = request.headers.get("host", "")
+        if token is None and not _loopback_name(host):
+            return _json(
+                {
+                    "detail": f"this server answers loopback names only (127.0.0.1, localhost), "
+                    f"got Host {host!r}; to serve other names, give it a token (--token).",
+                    "error": "MisdirectedRequest",
+                },
+                421,
+            )
+        origin = request.headers.get("origin")
+        writes = request.method not in ("GET", "HEAD", "OPTIONS")
+        if writes and origin is not None and urllib.parse.urlsplit(origin).netloc != host:
+            return _json(
+                {
+                    "detail": f"cross-site write refused: the request comes from a page at "
+                    f"{origin}, not from this server ({host}).",
+                    "error": "Forbidden",
+                },
+                403,
+            )
+        response: Response = await call_next(request)
+        return response
 
     # -- errors --------------------------------------------------------------------------
     @app.exception_handler(HpoError)

@@ -135,6 +135,11 @@ class _Codec:
 
 
 def _standardise(y: np.ndarray) -> np.ndarray:
+    # Divided by the largest magnitude first: the mean and spread of values near the float
+    # limit (1.7e308) would overflow to inf.
+    top = float(np.max(np.abs(y))) if len(y) else 0.0
+    if top > 0 and math.isfinite(top):
+        y = y / top
     sd = float(y.std())
     return (y - y.mean()) / (sd if sd > 0 else 1.0)
 
