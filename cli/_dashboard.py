@@ -36,7 +36,7 @@ def dashboard(
         2.0, "--poll", min=0.25, help="Seconds between the page's checks for new trials."
     ),
 ) -> None:
-    """Serve the live dashboard and the HTTP API (OpenAPI docs at /docs) over a store."""
+    """Serve the live dashboard and the HTTP API (its OpenAPI schema at /openapi.json)."""
     from hpo.server import serve
 
     url = resolve_storage(storage)
@@ -45,7 +45,7 @@ def dashboard(
         from hpo.storage import mask_url
 
         auth = "writes need the token" if token else "no token: writes are open to this machine"
-        typer.echo(f"hpo dashboard on {address}/  ·  API docs {address}/docs")
+        typer.echo(f"hpo dashboard on {address}/  ·  API schema {address}/openapi.json")
         typer.echo(f"store {mask_url(url)}  ·  {auth}  ·  Ctrl-C to stop")
         sys.stdout.flush()
 

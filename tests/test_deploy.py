@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import time
@@ -33,6 +34,7 @@ from hpo.trial import TrialState
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
+MULTIHOST = ROOT / "docker-compose.multihost.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 _VAR = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
@@ -71,9 +73,30 @@ def _interpolate(node: Any, env: dict[str, str]) -> Any:
     return node
 
 
-def _compose(env: dict[str, str] | None = None) -> dict[str, Any]:
-    raw = yaml.safe_load(COMPOSE.read_text())
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it: ``!reset`` (drop what the file below set) and ``!override``
+    (replace instead of merge) are the specification's own tags."""
+
+
+def _untagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_ComposeLoader.add_constructor("!reset", _untagged)
+_ComposeLoader.add_constructor("!override", _untagged)
+
+
+def _compose(env: dict[str, str] | None = None, path: Path = COMPOSE) -> dict[str, Any]:
+    raw = yaml.load(path.read_text(), Loader=_ComposeLoader)  # a SafeLoader
     return dict(_interpolate(raw, _dotenv(ENV_EXAMPLE) if env is None else env))
+
+
+def _multihost() -> dict[str, Any]:
+    return _compose({**_dotenv(ENV_EXAMPLE), "HPO_HOST_IP": "10.0.0.5"}, MULTIHOST)
 
 
 def _schema_errors(doc: dict[str, Any]) -> list[str]:
@@ -99,6 +122,22 @@ def test_compose_file_follows_the_compose_specification() -> None:
     errors = "\n".join(_schema_errors(broken))  # the validator does catch mistakes
     assert "services/dashboard/ports: {'8080': 8080} is not of type 'array'" in errors
     assert "services/postgres/healthcheck/interval: ['5s'] is not of type 'string'" in errors
+
+
+def test_multihost_layer_follows_the_specification_and_advertises_one_address() -> None:
+    assert _schema_errors(_multihost()) == []
+    services = _multihost()["services"]
+    for name in ("ray-head", "ray-worker"):
+        svc = services[name]
+        assert svc["network_mode"] == "host"
+        assert _flag(svc["command"], "--node-ip-address") == "10.0.0.5"
+        assert sorted(svc["extra_hosts"]) == ["mlflow:10.0.0.5", "postgres:10.0.0.5"]
+    assert _flag(services["ray-worker"]["command"], "--address") == "10.0.0.5:6379"
+    assert services["ray-head"]["ports"] == []  # host networking publishes nothing itself
+    published = {n: svc["ports"] for n, svc in services.items() if svc.get("ports")}
+    assert published == {"postgres": ["10.0.0.5:5432:5432"], "mlflow": ["10.0.0.5:5000:5000"]}
+    with pytest.raises(AssertionError, match="HPO_HOST_IP is required"):
+        _compose(_dotenv(ENV_EXAMPLE), MULTIHOST)
 
 
 def test_env_example_holds_every_variable_and_secrets_stay_out_of_git() -> None:
@@ -160,10 +199,11 @@ def test_every_command_and_environment_variable_exists_in_the_real_clis() -> Non
     raw = yaml.safe_load(COMPOSE.read_text())
     services = _compose()["services"]
     clis = {"hpo": _hpo_cli(), "ray": ray_cli, "mlflow": mlflow_cli}
+    layered = {f"{n} (multihost)": svc for n, svc in _multihost()["services"].items()}
     for program, bad in [("hpo", ["dashboard", "--prot", "80"]), ("ray", ["start", "--hed"])]:
         with pytest.raises(Exception, match="No such option"):  # the parse is strict
             _parse(clis[program], bad)
-    for name, svc in services.items():
+    for name, svc in {**services, **layered}.items():
         command = svc.get("command")
         if command is None:
             continue
@@ -202,6 +242,35 @@ def test_every_command_and_environment_variable_exists_in_the_real_clis() -> Non
         else:
             os.environ["MLFLOW_TRACKING_URI"] = saved
     assert set(services["dashboard"]["environment"]) <= envvars("dashboard")
+
+
+def _documented_hpo_runs() -> list[list[str]]:
+    """The `hpo run` commands shown for the service: in the README's "Run as a service"
+    section and in the compose file's header, continuation lines joined."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Run as a service")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    text = "\n".join(re.findall(r"```bash\n(.*?)```", section, flags=re.S))
+    header = [ln[1:] for ln in COMPOSE.read_text().splitlines() if ln.startswith("#")]
+    text += "\n" + "\n".join(header)
+    out = []
+    for line in text.replace("\\\n", " ").splitlines():
+        if "hpo run" in line:
+            out.append(shlex.split(line[line.index("hpo run") :].split("'")[0], comments=True))
+    return out
+
+
+def test_the_documented_hpo_run_commands_parse_with_the_real_cli() -> None:
+    commands = _documented_hpo_runs()
+    assert len(commands) >= 2, commands
+    for command in commands:
+        try:
+            _parse(_hpo_cli(), command[1:])
+        except Exception as e:
+            raise AssertionError(f"`{' '.join(command)}` is invalid: {e}") from e
+    flags = {a for c in commands for a in c if a.startswith("--")}
+    wanted = {"--workers", "--gpus-per-trial", "--ray-address", "--storage", "--mlflow-uri"}
+    assert wanted <= flags
 
 
 def test_dockerfile_is_multi_stage_non_root_with_cuda_torch() -> None:
