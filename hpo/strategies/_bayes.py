@@ -208,6 +208,13 @@ class BayesStrategy(Strategy):
             from the best point observed.
         deterministic: Treat the objective as noise-free (fits no noise term).
         warp: Power-transform the values before fitting (see step 2 above).
+        prior_mean: What the model expects far from every trial, in standard deviations
+            worse than the average trial (default 1). With a prior mean at the average
+            (0), every unexplored corner of the box looks like an average trial with a large
+            uncertainty, and expected improvement sent up to a quarter of a 40-trial search
+            to corners (learning rates at their bounds); one standard deviation worse keeps
+            exploration where the data leave room for it and cut the median regret on
+            every benchmark problem but Branin, most on Hartmann-6 (benchmarks/README.md).
     """
 
     name = "bayes"
@@ -219,6 +226,7 @@ class BayesStrategy(Strategy):
         n_local: int = 10,
         deterministic: bool = False,
         warp: bool = True,
+        prior_mean: float = 1.0,
     ) -> None:
         for key, v, low in (
             ("n_initial", n_initial, 1),
@@ -230,8 +238,17 @@ class BayesStrategy(Strategy):
         self.n_initial = n_initial
         self.n_candidates = n_candidates
         self.n_local = n_local
+        if (
+            isinstance(prior_mean, bool)
+            or not isinstance(prior_mean, (int, float))
+            or not math.isfinite(prior_mean)
+        ):
+            raise StrategyError(
+                f"bayes option `prior_mean` must be a finite number, got {prior_mean!r}."
+            )
         self.deterministic = bool(deterministic)
         self.warp = bool(warp)
+        self.prior_mean = float(prior_mean)
 
     def options(self) -> dict[str, Any]:
         return {
@@ -240,6 +257,7 @@ class BayesStrategy(Strategy):
             "n_local": self.n_local,
             "deterministic": self.deterministic,
             "warp": self.warp,
+            "prior_mean": self.prior_mean,
         }
 
     # -- the proposal --------------------------------------------------------------------
@@ -270,6 +288,10 @@ class BayesStrategy(Strategy):
         x = np.array([codec.encode(t.params) for t in observed])
         y = np.array([sign * t.value if t.value is not None else worst for t in observed])
         y = _warp(y) if self.warp else _standardise(y)
+        # The GP's prior mean, in these standardised units: where no trial is near, the model
+        # expects a value `prior_mean` standard deviations worse than the average trial
+        # (see the class docstring).
+        y = y - self.prior_mean
 
         from threadpoolctl import threadpool_limits
 
