@@ -46,7 +46,7 @@ from hpo.strategies._base import Strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
 
 if TYPE_CHECKING:
-    from hpo.strategies._gp import GP
+    from hpo.strategies._gp import Acquisition
 
 __all__ = ["BayesStrategy"]
 
@@ -54,6 +54,7 @@ _FILL_NUMERIC = 0.5  # an inactive numeric parameter's coordinate
 _FILL_CATEGORICAL = -1.0  # an inactive categorical parameter's coordinate
 _MAX_SWEEPS = 4  # rounds of discrete sweeps + continuous search per local search
 _EXHAUSTIVE = 16  # an integer with at most this many values is searched value by value
+_SAME_POINT = 0.95  # kernel correlation at which a proposal counts as a running trial's point
 
 
 def _key(params: Mapping[str, Any]) -> str:
@@ -308,34 +309,47 @@ class BayesStrategy(Strategy):
         y: np.ndarray,
         rng: np.random.Generator,
     ) -> Mapping[str, Any]:
-        from hpo.strategies._gp import fit_gp, log_expected_improvement
+        from hpo.strategies._gp import Acquisition, fit_gp
 
-        space = codec.space
         gp = fit_gp(x, y, codec.is_cat, deterministic=self.deterministic)
         best = float(y.min())
-        pending = [t for t in trials if t.state is TrialState.RUNNING and t.params]
-        if pending:
-            xp = np.array([codec.encode(t.params) for t in pending])
-            mp, _ = gp.posterior(xp)
-            # Kriging believer: a running trial will score what the model expects. Its point
-            # then has no uncertainty left, and the incumbent counts the belief too, so the
-            # expected improvement at and next to it collapses while the mean surface stays
-            # as the data made it. (Fantasising a pessimistic value instead — once "no
-            # better than the average so far" — repelled every worker from the best region:
-            # with 4 workers it cost Branin 600x in regret, benchmarks/README.md.)
-            gp = gp.condition_on(xp, mp)
-            best = min(best, float(mp.min()))
-
         taken = {_key(t.params) for t in trials if not t.interrupted}
+        pending = [t for t in trials if t.state is TrialState.RUNNING and t.params]
+        if not pending:
+            return self._maximise(codec, Acquisition(gp, best), x, y, rng, taken)[0]
+        # Running trials (parallel workers). First the point a sequential search would try
+        # now: unless a running trial already sits on it (kernel correlation >= 0.95), it is
+        # the proposal, so one worker always follows the sequential path and keeps refining
+        # the best region. Otherwise the kriging believer: each running trial is fantasised
+        # as scoring what the model expects, exactly, and the incumbent counts the belief
+        # too; the expected improvement at and next to it collapses, so this worker goes
+        # where nobody is looking yet. (Fantasising a pessimistic value instead — once "no
+        # better than the average so far" — repelled every worker from the best region:
+        # with 4 workers it cost Branin 600x in regret; local penalisation and fantasies
+        # with noise measured worse; benchmarks/README.md.)
+        xp = np.array([codec.encode(t.params) for t in pending])
+        params, xc = self._maximise(codec, Acquisition(gp, best), x, y, rng, taken)
+        if Acquisition(gp, best).correlation(xc, xp) < _SAME_POINT:
+            return params
+        mp, _ = gp.posterior(xp)
+        believer = gp.condition_on(xp, mp)
+        best = min(best, float(mp.min()))
+        return self._maximise(codec, Acquisition(believer, best), x, y, rng, taken)[0]
+
+    def _maximise(
+        self,
+        codec: _Codec,
+        acqf: Acquisition,
+        x: np.ndarray,
+        y: np.ndarray,
+        rng: np.random.Generator,
+        taken: set[str],
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        """The params of highest acquisition not taken yet by a trial, and their encoding."""
+        space = codec.space
         cands = codec.sample(self.n_candidates, rng)
-        acq = log_expected_improvement(*gp.posterior(cands), best)
+        acq = acqf(cands)
         order = np.argsort(-acq)
-        # Local searches start from the best candidate, from others drawn with probability
-        # proportional to their expected improvement (diverse starts rather than one cluster;
-        # the roulette of Optuna's GPSampler), and from the best point observed (fine
-        # convergence near an incumbent needs a start there; one is enough: a second start
-        # next to an incumbent mostly repeats the first, while a start drawn from the EI
-        # roulette is a chance to find a different basin).
         p_sel = np.exp(acq - acq[order[0]])
         p_sel[order[0]] = 0.0
         n_more = min(self.n_local - 1, int(np.count_nonzero(p_sel > 0)))
@@ -347,17 +361,18 @@ class BayesStrategy(Strategy):
         starts.append(x[int(np.argmin(y))])
         refined: list[tuple[float, dict[str, Any], np.ndarray]] = []
         for x0 in starts:
-            params, xc = codec.canonical(self._local_search(codec, gp, x0, best, rng), rng)
-            refined.append((self._acq(gp, xc, best), params, xc))
+            params, xc = codec.canonical(self._local_search(codec, acqf, x0, rng), rng)
+            refined.append((float(acqf(xc)[0]), params, xc))
         refined.sort(key=lambda t: -t[0])
-        for _a, params, _x in refined:
+        for _a, params, xc in refined:
             if _key(params) not in taken:
-                return params
+                return params, xc
         for i in order:
             params = codec.decode(cands[i], rng)
             if _key(params) not in taken:
-                return params
-        return space.sample(rng)
+                return params, codec.encode(params)
+        params = space.sample(rng)
+        return params, codec.encode(params)
 
     def _sobol(
         self, codec: _Codec, seed: int, number: int, rng: np.random.Generator
@@ -369,14 +384,8 @@ class BayesStrategy(Strategy):
         points = sobol.random_base2(m)
         return codec.space.from_units(points[number])
 
-    @staticmethod
-    def _acq(gp: GP, x: np.ndarray, best: float) -> float:
-        from hpo.strategies._gp import log_expected_improvement
-
-        return float(log_expected_improvement(*gp.posterior(x[None, :]), best)[0])
-
     def _local_search(
-        self, codec: _Codec, gp: GP, x0: np.ndarray, best: float, rng: np.random.Generator
+        self, codec: _Codec, acqf: Acquisition, x0: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         """Maximise EI from ``x0``: L-BFGS-B over the continuous coordinates, then a sweep
         over each discrete one (integers and categoricals), repeated while the sweep moves.
@@ -385,26 +394,24 @@ class BayesStrategy(Strategy):
         rounding a relaxed optimum moves the point off the optimum of every continuous
         coordinate that interacts with the integer (the best learning rate depends on the
         number of layers), which cost the mixed benchmark most of its final regret."""
-        x = self._lbfgs(codec, gp, x0, best, rng)
+        x = self._lbfgs(codec, acqf, x0, rng)
         for _ in range(_MAX_SWEEPS):
-            x, moved = self._sweep(codec, gp, x, best, rng)
+            x, moved = self._sweep(codec, acqf, x, rng)
             if not moved:
                 break
-            x = self._lbfgs(codec, gp, x, best, rng)
+            x = self._lbfgs(codec, acqf, x, rng)
         return x
 
     @staticmethod
     def _sweep(
-        codec: _Codec, gp: GP, x0: np.ndarray, best: float, rng: np.random.Generator
+        codec: _Codec, acqf: Acquisition, x0: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, bool]:
         """One pass over the discrete coordinates of ``x0`` (in space order), each set to the
         value of highest EI with the others fixed. Categoricals and integers with at most
         ``_EXHAUSTIVE`` values try every value; larger integers their neighbours up to 4
         steps away and ``_EXHAUSTIVE`` values spread over the range."""
-        from hpo.strategies._gp import log_expected_improvement
-
         params, x = codec.canonical(x0, rng)
-        current = float(log_expected_improvement(*gp.posterior(x[None, :]), best)[0])
+        current = float(acqf(x)[0])
         moved = False
         for i, p in enumerate(codec.params):
             if not isinstance(p, (Categorical, Int)) or codec.names[i] not in params:
@@ -425,7 +432,7 @@ class BayesStrategy(Strategy):
             rows[:, i] = units
             if codec.is_parent[i]:  # other parameters may switch on or off
                 rows = np.array([codec.canonical(r, rng)[1] for r in rows])
-            a = log_expected_improvement(*gp.posterior(rows), best)
+            a = acqf(rows)
             j = int(np.argmax(a))
             if a[j] > current and not np.array_equal(rows[j], x):
                 x, current, moved = rows[j], float(a[j]), True
@@ -435,7 +442,7 @@ class BayesStrategy(Strategy):
 
     @staticmethod
     def _lbfgs(
-        codec: _Codec, gp: GP, x0: np.ndarray, best: float, rng: np.random.Generator
+        codec: _Codec, acqf: Acquisition, x0: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         """L-BFGS-B on the active float coordinates of ``x0``; the rest stay fixed.
 
@@ -444,8 +451,6 @@ class BayesStrategy(Strategy):
         far fewer steps when length scales differ by orders of magnitude.
         """
         import scipy.optimize
-
-        from hpo.strategies._gp import log_ei_and_grad
 
         active = set(codec.space.active_names(codec.decode(x0, rng)))
         free = np.array(
@@ -458,12 +463,12 @@ class BayesStrategy(Strategy):
         )
         if free.size == 0:
             return x0
-        ls = 1.0 / np.sqrt(gp.inv_sq_ls[free])  # length scales of the free coordinates
+        ls = 1.0 / np.sqrt(acqf.gp.inv_sq_ls[free])  # length scales of the free coordinates
         xt = x0.copy()
 
         def f(z: np.ndarray) -> tuple[float, np.ndarray]:
             xt[free] = z * ls
-            value, grad = log_ei_and_grad(gp, xt[None, :], best)
+            value, grad = acqf.value_and_grad(xt[None, :])
             return -float(value[0]), -grad[0, free] * ls
 
         res = scipy.optimize.minimize(

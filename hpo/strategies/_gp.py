@@ -25,7 +25,7 @@ import scipy.linalg
 import scipy.optimize
 from scipy import special
 
-__all__ = ["GP", "fit_gp", "log_ei_and_grad", "log_expected_improvement"]
+__all__ = ["GP", "Acquisition", "fit_gp", "log_ei_and_grad", "log_expected_improvement"]
 
 _MIN_NOISE = 1e-6
 _SQRT5 = math.sqrt(5.0)
@@ -306,3 +306,23 @@ def log_ei_and_grad(gp: GP, xq: np.ndarray, best: float) -> tuple[np.ndarray, np
     d_mean = -cdf_over_h / sigma
     d_var = pdf_over_h / sigma / (2.0 * sigma)
     return value, d_mean[:, None] * dmean + d_var[:, None] * dvar
+
+
+class Acquisition:
+    """log expected improvement under ``gp`` below ``best`` (we minimise), for many points at
+    once, and with its gradient for the local searches."""
+
+    def __init__(self, gp: GP, best: float) -> None:
+        self.gp = gp
+        self.best = best
+
+    def __call__(self, xq: np.ndarray) -> np.ndarray:
+        return log_expected_improvement(*self.gp.posterior(np.atleast_2d(xq)), self.best)
+
+    def value_and_grad(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return log_ei_and_grad(self.gp, np.atleast_2d(xq), self.best)
+
+    def correlation(self, x: np.ndarray, others: np.ndarray) -> float:
+        """The kernel's largest correlation between ``x`` and any of ``others`` (1: same)."""
+        r2 = _scaled_dist(x[None, :], others, self.gp.is_cat, self.gp.inv_sq_ls)
+        return float(_matern52(r2).max())
