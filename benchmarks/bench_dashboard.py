@@ -10,8 +10,9 @@ What it measures
 
     trials API     ``GET /api/studies/NAME/trials`` (all trials, full records), over one
                    keep-alive connection: median and 90th percentile of ``--reps`` requests
-                   after 2 warm-ups. Target: < 200 ms. Also the polling answer (same request
-                   with ``If-None-Match``: a bodiless 304).
+                   after 2 warm-ups. Target: < 200 ms. Also the same without the attributes
+                   (``?attrs=false``, what the page asks for) and the page's polling answer
+                   (that request with ``If-None-Match``: a bodiless 304).
     plots API      ``GET /api/studies/NAME/plots`` (all five figures), first call (computes
                    the parameter importance) and median of the next ones (importance cached).
     study page     headless chromium (Debian's, via Playwright) opens ``/#/study/NAME`` and
@@ -182,22 +183,31 @@ def main() -> None:
             conn = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
             path = f"/api/studies/{urllib.parse.quote(name)}"
 
-            api, size, etag = [], 0, None
+            api, size = [], 0
             for i in range(args.reps * 4 + 2):
-                dt, status, body, etag = time_get(conn, path + "/trials")
+                dt, status, body, _ = time_get(conn, path + "/trials")
                 assert status == 200 and body.count(b'"number"') == args.trials
                 size = len(body)
                 if i >= 2:
                     api.append(dt)
+            slim, slim_size, slim_etag = [], 0, None
+            for i in range(args.reps * 4 + 2):  # the page's request: no attributes
+                dt, status, body, slim_etag = time_get(conn, path + "/trials?attrs=false")
+                assert status == 200 and body.count(b'"number"') == args.trials
+                slim_size = len(body)
+                if i >= 2:
+                    slim.append(dt)
             polls = [
-                time_get(conn, path + "/trials", {"If-None-Match": etag or ""})[0]
+                time_get(conn, path + "/trials?attrs=false", {"If-None-Match": slim_etag or ""})[0]
                 for _ in range(args.reps * 4)
             ]
             plots_first = time_get(conn, path + "/plots")[0]
             plots = [time_get(conn, path + "/plots")[0] for _ in range(args.reps)]
             print(
                 f"trials API: median {statistics.median(api) * 1e3:.0f} ms, "
-                f"p90 {pct(api, 0.9) * 1e3:.0f} ms ({size / 1e6:.2f} MB); "
+                f"p90 {pct(api, 0.9) * 1e3:.0f} ms ({size / 1e6:.2f} MB); without attributes "
+                f"(the page's) median {statistics.median(slim) * 1e3:.0f} ms, p90 "
+                f"{pct(slim, 0.9) * 1e3:.0f} ms ({slim_size / 1e6:.2f} MB); "
                 f"304 poll {statistics.median(polls) * 1e3:.0f} ms"
             )
             print(
@@ -232,6 +242,8 @@ def main() -> None:
         states=states,
         trials_api_s=api,
         trials_api_bytes=size,
+        trials_api_no_attrs_s=slim,
+        trials_api_no_attrs_bytes=slim_size,
         poll_304_s=polls,
         plots_first_s=plots_first,
         plots_s=plots,

@@ -244,6 +244,11 @@ def test_trials_list_sends_everything_the_table_shows(server: Server) -> None:
         server, "GET", "/api/studies/demo/trials", headers={"If-None-Match": etag}
     )
     assert status == 304 and body is None
+    # ... the page's view leaves the attributes out and keeps everything it shows ...
+    _, slim_headers, slim = call(server, "GET", "/api/studies/demo/trials?attrs=false")
+    assert [{k: v for k, v in t.items() if not k.endswith("_attrs")} for t in trials] == slim
+    assert "user_attrs" in trials[0] and "user_attrs" not in slim[0]
+    assert slim_headers["etag"] != etag
     # ... and filters work.
     _, _, pruned = call(server, "GET", "/api/studies/demo/trials?state=pruned&state=failed")
     assert [t["number"] for t in pruned] == [3, 5]

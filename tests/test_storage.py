@@ -41,7 +41,7 @@ def test_studies_create_get_list_delete(storage_url: str) -> None:
         _study(store, "a")
     assert [s.study.name for s in store.list_studies()] == ["a", "b"]
     store.delete_study("a")
-    with pytest.raises(StudyNotFoundError, match=r"no study named 'a'.*Known studies: \['b'\]"):
+    with pytest.raises(StudyNotFoundError, match=r"no study named 'a'.*Known studies: 'b'\."):
         store.get_study("a")
     store.close()
 

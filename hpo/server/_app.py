@@ -460,12 +460,21 @@ def create_app(
         name: NamePath,
         state: Annotated[list[TrialState] | None, Query(description="Only these states.")] = None,
         min_number: Annotated[int, Query(ge=0, le=INT32, description="From this number.")] = 0,
+        attrs: Annotated[
+            bool,
+            Query(description="Include user_attrs and system_attrs (false: the page's view)."),
+        ] = True,
     ) -> Response:
         """A study's trials by number. Sends an ``ETag``: with ``If-None-Match`` an unchanged
-        list is a bodiless 304 (what the dashboard polls)."""
+        list is a bodiless 304 (what the dashboard polls). ``attrs=false`` leaves out the
+        attributes (per-epoch curves, host details), most of a trained trial's weight."""
         study = studies.get(name)
         trials = store.get_trials(study.record.id, states=state, min_number=min_number)
-        body = _encode([trial_out(t, mlflow_ui, finite=False) for t in trials])
+        rows = [trial_out(t, mlflow_ui, finite=False) for t in trials]
+        if not attrs:
+            for row in rows:
+                del row["user_attrs"], row["system_attrs"]
+        body = _encode(rows)
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
         if state is None and min_number == 0:
             snapshots.put(etag, study.record.id, trials)

@@ -130,8 +130,12 @@ class TrialOut(BaseModel):
     host: str | None
     mlflow_run_id: str | None
     mlflow_url: str | None = Field(description="The run in the MLflow UI (dashboard --mlflow-ui).")
-    user_attrs: dict[str, Any]
-    system_attrs: dict[str, Any]
+    user_attrs: dict[str, Any] = Field(
+        default_factory=dict, description="What the objective set (absent with attrs=false)."
+    )
+    system_attrs: dict[str, Any] = Field(
+        default_factory=dict, description="What hpo recorded (absent with attrs=false)."
+    )
 
 
 class StudyDetail(StudyOut):

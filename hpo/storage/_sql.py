@@ -213,10 +213,15 @@ class SQLStore(Store):
         with self._tx("read a study") as conn:
             row = conn.execute(sa.select(studies).where(studies.c.name == name)).first()
             if row is None:
-                names = conn.execute(sa.select(studies.c.name).order_by(studies.c.id)).scalars()
-                known = list(names)
+                first = sa.select(studies.c.name).order_by(studies.c.id).limit(21)
+                known = list(conn.execute(first).scalars())
         if row is None:
-            hint = f" Known studies: {known[:20]}." if known else " The store has no studies."
+            more = ", ..." if len(known) > 20 else ""
+            hint = (
+                f" Known studies: {', '.join(map(repr, known[:20]))}{more}."
+                if known
+                else " The store has no studies."
+            )
             raise StudyNotFoundError(f"no study named {name!r} in {mask_url(self.url)}.{hint}")
         return self._study(row)
 

@@ -144,7 +144,7 @@ async function refreshStudies() {
     $("#studies tbody").innerHTML = studies.map((s) => `
       <tr data-name="${esc(s.name)}">
         <td><a href="#/study/${esc(enc(s.name))}">${esc(s.name)}</a></td>
-        <td>${esc(s.space_name ?? "–")}</td><td>${esc(s.strategy)}</td><td>${esc(s.direction)}</td>
+        <td>${esc(s.space_name ?? "custom")}</td><td>${esc(s.strategy)}</td><td>${esc(s.direction)}</td>
         <td>${s.n_trials} ${statesText(s.states)}</td>
         <td class="num">${num(s.best_value)}</td>
         <td>${when(s.created_at)}</td><td>${duration(s.elapsed_s)}</td>
@@ -197,7 +197,8 @@ async function refreshStudy() {
   if (app.view !== "study") return;
   try {
     const headers = app.etag ? { "If-None-Match": app.etag } : {};
-    const answer = await fetch(`api/studies/${enc(name)}/trials`, { cache: "no-store", headers });
+    // attrs=false: the page shows no attributes, and they are most of a trial's weight
+    const answer = await fetch(`api/studies/${enc(name)}/trials?attrs=false`, { cache: "no-store", headers });
     if (name !== app.study) return;  // the user moved on meanwhile
     if (answer.status !== 304) {
       if (!answer.ok) throw new Error(await errorText(answer));
