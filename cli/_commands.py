@@ -143,6 +143,7 @@ def run(
     url = resolve_storage(storage)
     total = trials if trials is not None else int(meta.get("trials") or 20)
     pruner_options = _pruner_options(pruner_opts)
+    hpo.get_strategy(strategy)  # an unknown name fails before the data load, like a pruner's
     _check_pruner(pruner, pruner_options, sp)  # a bad setting fails before the data load
     # Parallel settings are checked (and a cluster address probed) before anything is stored.
     executor = _executor(workers, ray_address, cpus_per_trial, gpus_per_trial, retries)

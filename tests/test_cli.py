@@ -161,6 +161,8 @@ def test_crashing_objective_fails_trials_not_the_run(work: Path) -> None:
             ],
             "strategy must be one of",
         ),
+        # a space with a model: the name is refused before the data is looked for
+        (["run", "--space", "mlp_mnist", "--strategy", "bays"], "strategy must be one of"),
         (["run", "--space", "toy.yaml", "--objective", "myobj:nothere"], "has no function"),
         (
             [
@@ -188,7 +190,7 @@ def test_bad_input_is_one_line_and_exit_2(work: Path, args: list[str], fragment:
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and fragment in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "MNIST" not in proc.stderr
 
 
 def test_reusing_a_study_with_another_space_is_refused_and_loses_nothing(work: Path) -> None:
