@@ -27,9 +27,9 @@ with one BLAS/torch thread. Wall times per run are reported too but are only ind
 (runs share the machine).
 
 Commands
-    full (measured: 31 min on 2 noisy cores; skopt-gp ~65 s/run dominates,
-    "--methods hpo-bayes hpo-random hpo-tpe optuna-gp" takes about half that):
-        .venv/bin/python benchmarks/bench_search_quality.py --json benchmarks/results/search_quality.json
+    full, as in benchmarks/README.md (measured: 16.5 min on 2 quiet cores for 20 seeds;
+    skopt-gp ~10 s/run dominates):
+        .venv/bin/python benchmarks/bench_search_quality.py --seeds 20 --json benchmarks/results/search_quality.json
     smoke check (2 seeds, 3 problems):
         .venv/bin/python benchmarks/bench_search_quality.py --quick
     try a bayes option (only hpo-bayes, e.g. on two problems):
