@@ -209,6 +209,12 @@ def test_other_sites_can_neither_write_nor_read_without_a_token(
     assert got == 403 and answer["detail"].startswith("cross-site write refused")
     got, _, answer = call(server, "GET", "/api/studies", headers={"Host": "evil.example:8080"})
     assert got == 421 and "loopback names only" in answer["detail"]
+    # ... and headers that are no names or URLs at all get the same answers, not a 500
+    assert call(server, "GET", "/api/studies", headers={"Host": "[::1"})[0] == 421
+    got, _, _ = call(
+        server, "POST", "/api/studies/guarded-site/ask", headers={"Origin": "http://[x"}
+    )
+    assert got == 403
     assert len(hpo.load_study("guarded-site", storage=store_url).trials) == before
     port = server.url.rsplit(":", 1)[1]
     for host in (f"localhost:{port}", f"127.0.0.1:{port}"):  # the dashboard's own names

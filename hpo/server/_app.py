@@ -254,13 +254,24 @@ class _ImportanceCache:
 
 def _loopback_name(host_header: str) -> bool:
     """Whether a Host header (``name[:port]``) names this machine's loopback."""
-    name = urllib.parse.urlsplit(f"//{host_header}").hostname or ""
+    try:
+        name = urllib.parse.urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:  # not a host name at all ("[::1" and the like)
+        return False
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def _netloc(url: str) -> str | None:
+    """The ``host[:port]`` of a URL such as an Origin header (None when it is not a URL)."""
+    try:
+        return urllib.parse.urlsplit(url).netloc
+    except ValueError:
+        return None
 
 
 def create_app(
@@ -339,7 +350,7 @@ def create_app(
             )
         origin = request.headers.get("origin")
         writes = request.method not in ("GET", "HEAD", "OPTIONS")
-        if writes and origin is not None and urllib.parse.urlsplit(origin).netloc != host:
+        if writes and origin is not None and _netloc(origin) != host:
             return _json(
                 {
                     "detail": f"cross-site write refused: the request comes from a page at "
