@@ -256,8 +256,16 @@ def _executor(
 
 
 def _check_device_for_ray(device: str | None, gpus_per_trial: float) -> None:
-    """On Ray a trial sees only the GPUs it was given, numbered from 0."""
-    if device is None or not device.startswith("cuda:"):
+    """On Ray a trial sees only the GPUs it was given, numbered from 0 (none without
+    --gpus-per-trial)."""
+    if device is None or not device.startswith("cuda"):
+        return
+    if gpus_per_trial <= 0:
+        raise HpoError(
+            f"--device {device}: on Ray a trial sees no GPU unless it asks for one; add "
+            "--gpus-per-trial (for example 1, or 0.5 to share a card)."
+        )
+    if ":" not in device:
         return
     index = device.split(":", 1)[1]
     if not index.isdigit() or int(index) >= max(1, int(gpus_per_trial)):

@@ -164,15 +164,20 @@ def test_in_memory_study_is_refused_before_ray_starts() -> None:
 
 
 def test_bad_cluster_settings_fail_fast_and_store_nothing(workdir: Path, tmp_path: Path) -> None:
-    """A dead or malformed address, or a GPU index a Ray trial cannot see: one line, exit 2,
-    within seconds (Ray alone retries a dead address for minutes), and no study stored."""
+    """A dead or malformed address, a GPU index a Ray trial cannot see, or a GPU device
+    without a GPU request: one line, exit 2, within seconds (Ray alone retries a dead address
+    for minutes), and no study stored."""
     url = f"sqlite:///{tmp_path}/hpo.db"
     cases = [
         (["--ray-address", "127.0.0.1:1"], "nothing answers at 127.0.0.1:1"),
         (["--ray-address", "ray://127.0.0.1:1"], "nothing answers at 127.0.0.1:1"),
         (["--ray-address", "http://head:6379"], "must be auto, HOST:PORT"),
         (["--ray-address", "head"], "must be auto, HOST:PORT"),
-        (["--workers", "2", "--device", "cuda:1"], "each trial sees only the GPU(s) it was"),
+        (
+            ["--workers", "2", "--device", "cuda:1", "--gpus-per-trial", "1"],
+            "each trial sees only the GPU(s) it was",
+        ),
+        (["--workers", "2", "--device", "cuda"], "a trial sees no GPU unless it asks for one"),
     ]
     for args, words in cases:
         t0 = time.monotonic()

@@ -199,15 +199,17 @@ class RayExecutor:
                 self._cancel(ray, study, in_flight, mine)
                 raise
         finally:
-            self._close_driver_observers()
-            if started:
-                ray.shutdown()
-                # ray.init exports the address of the instance it started; it is gone now,
-                # and a later ray.init() in this process must not try to join it.
-                if saved_address is None:
-                    os.environ.pop("RAY_ADDRESS", None)
-                else:
-                    os.environ["RAY_ADDRESS"] = saved_address
+            try:
+                self._close_driver_observers()  # may wait on MLflow: a 2nd Ctrl-C lands here
+            finally:
+                if started:
+                    ray.shutdown()
+                    # ray.init exports the address of the instance it started; it is gone
+                    # now, and a later ray.init() in this process must not try to join it.
+                    if saved_address is None:
+                        os.environ.pop("RAY_ADDRESS", None)
+                    else:
+                        os.environ["RAY_ADDRESS"] = saved_address
 
     def _collect(
         self, ray: Any, study: Study, ref: Any, trial: Trial, attempt: int
@@ -236,13 +238,15 @@ class RayExecutor:
             reason = f"{reason}; retried as a new trial ({attempt + 1}/{self.retries})"
         log.warning("trial %d failed: %s", trial.number, reason)
         interrupted = retry or (reason or "").startswith("interrupted")
-        study._store.finish_trial(
+        finished = study._store.finish_trial(
             trial.trial_id,
             TrialState.FAILED,
             error=reason,
             system_attrs={"interrupted": True} if interrupted else None,
         )
-        return study._read_trial(trial.number), retry, True
+        # Not finished here: the worker told the store after all, between the two reads
+        # (it and its observers have the trial; the driver must not track it again).
+        return study._read_trial(trial.number), retry and finished, finished
 
     def _cancel(
         self,
