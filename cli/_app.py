@@ -90,7 +90,7 @@ def main() -> None:
     try:
         # Not standalone: our errors reach the handlers below. Typer then *returns* the code
         # of an Exit (and turns Ctrl-C into Exit(130)) instead of exiting itself.
-        rc = app(standalone_mode=False)
+        rc = app(standalone_mode=False, prog_name="hpo")
         if isinstance(rc, int) and rc:
             if rc == 130:
                 typer.echo(_INTERRUPTED, err=True)
@@ -110,7 +110,11 @@ def main() -> None:
         show = getattr(e, "show", None)
         code = getattr(e, "exit_code", None)
         if callable(show) and isinstance(code, int):  # click's usage errors (Typer vendors click)
-            show()
+            # One line, as for every other bad input, instead of click's usage block.
+            ctx = getattr(e, "ctx", None)
+            where = f"{ctx.command_path} --help" if ctx is not None else "hpo --help"
+            message = e.format_message() if hasattr(e, "format_message") else str(e)
+            typer.echo(f"error: {message} (see `{where}`)", err=True)
             sys.exit(code)
         if os.environ.get("HPO_DEBUG"):
             raise

@@ -234,6 +234,10 @@ def test_usage_errors_exit_2_and_help_is_accurate(work: Path) -> None:
     assert proc.returncode == 2 and "Missing option '--space'" in proc.stderr
     proc = hpo("run", "--space", "toy.yaml", "--trials", "0", cwd=work, check=False)
     assert proc.returncode == 2
+    for bad in (["run", "--space", "toy.yaml", "--workers", "0"], ["run", "--no-such-flag"]):
+        proc = hpo(*bad, cwd=work, check=False)  # one line naming the fix, no usage block
+        assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert proc.stderr.startswith("error: ") and "hpo run --help" in proc.stderr
     for cmd in ("run", "spaces", "studies", "show", "best", "delete"):
         assert hpo(cmd, "--help", cwd=work).returncode == 0
     assert "--strategy" in hpo("run", "--help", cwd=work).stdout
