@@ -288,10 +288,16 @@ class Study:
         self._notify(frozen, trial if isinstance(trial, Trial) else None)
         return frozen
 
-    def _notify(self, frozen: FrozenTrial, trial: Trial | None) -> None:
+    def _notify(
+        self,
+        frozen: FrozenTrial,
+        trial: Trial | None,
+        observers: Sequence[Observer] | None = None,
+    ) -> None:
         # The trial is stored before any observer hears of it: an observer can fail (a
-        # tracking server down) without losing anything.
-        for obs in list(self.observers):
+        # tracking server down) without losing anything. (`observers`: others than the
+        # study's, such as a Ray driver's trackers for trials whose worker died.)
+        for obs in list(self.observers if observers is None else observers):
             try:
                 obs.on_trial_end(self, frozen, trial)
             except Exception as e:

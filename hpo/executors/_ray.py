@@ -286,11 +286,7 @@ class RayExecutor:
             return
         if self._driver_observers is None:
             self._driver_observers = list(self.worker_observers())
-        for obs in self._driver_observers:
-            try:
-                obs.on_trial_end(study, frozen, None)
-            except Exception as e:
-                log.warning("%s failed on trial %d: %s", type(obs).__name__, frozen.number, e)
+        study._notify(frozen, None, observers=self._driver_observers)
 
     def _close_driver_observers(self) -> None:
         for obs in self._driver_observers or []:

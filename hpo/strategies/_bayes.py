@@ -315,8 +315,9 @@ class BayesStrategy(Strategy):
         best = float(y.min())
         taken = {_key(t.params) for t in trials if not t.interrupted}
         pending = [t for t in trials if t.state is TrialState.RUNNING and t.params]
+        acqf = Acquisition(gp, best)
         if not pending:
-            return self._maximise(codec, Acquisition(gp, best), x, y, rng, taken)[0]
+            return self._maximise(codec, acqf, x, y, rng, taken)[0]
         # Running trials (parallel workers). First the point a sequential search would try
         # now: unless a running trial already sits on it (kernel correlation >= 0.95), it is
         # the proposal, so one worker always follows the sequential path and keeps refining
@@ -328,8 +329,8 @@ class BayesStrategy(Strategy):
         # with 4 workers it cost Branin 600x in regret; local penalisation and fantasies
         # with noise measured worse; benchmarks/README.md.)
         xp = np.array([codec.encode(t.params) for t in pending])
-        params, xc = self._maximise(codec, Acquisition(gp, best), x, y, rng, taken)
-        if Acquisition(gp, best).correlation(xc, xp) < _SAME_POINT:
+        params, xc = self._maximise(codec, acqf, x, y, rng, taken)
+        if gp.correlation(xc, xp) < _SAME_POINT:
             return params
         mp, _ = gp.posterior(xp)
         believer = gp.condition_on(xp, mp)
@@ -350,6 +351,12 @@ class BayesStrategy(Strategy):
         cands = codec.sample(self.n_candidates, rng)
         acq = acqf(cands)
         order = np.argsort(-acq)
+        # Local searches start from the best candidate, from others drawn with probability
+        # proportional to their expected improvement (diverse starts rather than one cluster;
+        # the roulette of Optuna's GPSampler), and from the best point observed (fine
+        # convergence near an incumbent needs a start there; one is enough: a second start
+        # next to an incumbent mostly repeats the first, while a start drawn from the EI
+        # roulette is a chance to find a different basin).
         p_sel = np.exp(acq - acq[order[0]])
         p_sel[order[0]] = 0.0
         n_more = min(self.n_local - 1, int(np.count_nonzero(p_sel > 0)))

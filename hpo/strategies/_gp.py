@@ -109,6 +109,10 @@ class GP:
     def kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self.scale * _matern52(_scaled_dist(a, b, self.is_cat, self.inv_sq_ls))
 
+    def correlation(self, x: np.ndarray, others: np.ndarray) -> float:
+        """The kernel's largest correlation between ``x`` and any of ``others`` (1: same)."""
+        return float(_matern52(_scaled_dist(x[None, :], others, self.is_cat, self.inv_sq_ls)).max())
+
     def condition_on(self, x_new: np.ndarray, y_new: np.ndarray) -> GP:
         """The same kernel conditioned on fantasised observations, taken as exact."""
         return GP(
@@ -321,8 +325,3 @@ class Acquisition:
 
     def value_and_grad(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return log_ei_and_grad(self.gp, np.atleast_2d(xq), self.best)
-
-    def correlation(self, x: np.ndarray, others: np.ndarray) -> float:
-        """The kernel's largest correlation between ``x`` and any of ``others`` (1: same)."""
-        r2 = _scaled_dist(x[None, :], others, self.gp.is_cat, self.gp.inv_sq_ls)
-        return float(_matern52(r2).max())
