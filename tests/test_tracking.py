@@ -260,6 +260,38 @@ def test_many_processes_log_into_one_experiment(
     assert len(active_parents) == 1 and parents == {active_parents[0].info.run_id}
 
 
+def test_a_parent_run_made_at_the_same_time_elsewhere_wins_and_trials_follow_it(
+    server: Server, sqlite_url: str
+) -> None:
+    """Two processes that start a study at once may each make a parent run before either
+    sees the other's. The older one survives; at its next flush a tracker that picked the
+    other moves its trials under the survivor, so the study keeps one parent."""
+    from mlflow.tracking import MlflowClient
+
+    study = hpo.create_study(
+        space=hpo.SearchSpace({"x": hpo.Float(0.0, 1.0)}), storage=sqlite_url, name="race"
+    )
+    tracker = MlflowTracker(server.url)
+    study.observers.append(tracker)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    assert tracker.flush()
+    (mine,) = [r for r in _runs(server.url, "race") if r.data.tags["hpo.kind"] == "study"]
+    # Another process's parent, made a moment earlier but seen only now.
+    client = MlflowClient(server.url)
+    other = client.create_run(
+        mine.info.experiment_id,
+        start_time=mine.info.start_time,
+        tags={"hpo.kind": "study", "hpo.study": "race", "hpo.created_ns": "1"},
+    ).info.run_id
+    study.optimize(lambda t: t.params["x"], n_trials=1)
+    assert tracker.flush()
+    runs = _runs(server.url, "race")
+    assert [r.info.run_id for r in runs if r.data.tags["hpo.kind"] == "study"] == [other]
+    trials = [r for r in runs if r.data.tags["hpo.kind"] == "trial"]
+    assert len(trials) == 3 and {r.data.tags["mlflow.parentRunId"] for r in trials} == {other}
+    tracker.close()
+
+
 def test_default_local_store_from_the_cli(tmp_path: Path) -> None:
     (tmp_path / "toy.yaml").write_text("params:\n  x: {type: float, low: 0, high: 1}\n")
     (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")

@@ -37,6 +37,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpo.trial import FrozenTrial, TrialState
@@ -101,6 +102,7 @@ class MlflowTracker:
         self._client: Any = None
         self._experiments: dict[str, str] = {}
         self._parents: dict[str, str] = {}
+        self._logged: dict[str, list[str]] = {}  # the trial runs this tracker made, by study
         self._best: dict[str, float] = {}
         self._warned = False
         self._queue: queue.Queue[tuple[Study, FrozenTrial, Any] | None] = queue.Queue()
@@ -143,18 +145,29 @@ class MlflowTracker:
         return eid
 
     def _find_runs(self, eid: str, filter_string: str) -> list[Any]:
-        return list(
-            self.client.search_runs(
-                [eid], filter_string=filter_string, max_results=1000, order_by=["start_time ASC"]
-            )
+        runs = self.client.search_runs([eid], filter_string=filter_string, max_results=1000)
+        # Every process must order them alike, oldest first: parent runs share their start
+        # time (the study's creation), so when each was made (its tag; 0 for runs made
+        # before the tag existed), then the run id, decide.
+        return sorted(
+            runs,
+            key=lambda r: (
+                int(r.data.tags.get("hpo.created_ns", "0")),
+                r.info.start_time or 0,
+                r.info.run_id,
+            ),
         )
+
+    @staticmethod
+    def _parent_filter(name: str) -> str:
+        return f"tags.`hpo.kind` = 'study' and tags.`hpo.study` = '{name}'"
 
     def _parent_run(self, study: Study) -> str:
         name = study.name
         if name in self._parents:
             return self._parents[name]
         eid = self._experiment_id(name)
-        flt = f"tags.`hpo.kind` = 'study' and tags.`hpo.study` = '{name}'"
+        flt = self._parent_filter(name)
         runs = self._find_runs(eid, flt)
         if not runs:
             rec = study.record
@@ -168,19 +181,38 @@ class MlflowTracker:
                     "hpo.strategy": rec.strategy,
                     "hpo.direction": rec.direction.value,
                     "hpo.storage": _mask(study.storage_url),
+                    "hpo.created_ns": str(time.time_ns()),
                 },
             )
-            # Two processes may both have created one: all agree on the earliest.
+            # Two processes may both have created one: all agree on the first in order. (One
+            # that looked before the other's run existed picked its own; _reconcile, at the
+            # next flush, moves its trials to the survivor.)
             runs = self._find_runs(eid, flt)
-            for extra in runs[1:]:
-                if extra.info.lifecycle_stage == "active":
-                    try:
-                        self.client.delete_run(extra.info.run_id)
-                    except Exception as e:
-                        log.debug("could not delete duplicate parent run: %s", e)
+            self._delete_runs(runs[1:])
         run_id = str(runs[0].info.run_id)
         self._parents[name] = run_id
         return run_id
+
+    def _delete_runs(self, runs: Sequence[Any]) -> None:
+        for extra in runs:
+            try:
+                self.client.delete_run(extra.info.run_id)
+            except Exception as e:  # another process deleted it first
+                log.debug("could not delete duplicate parent run: %s", e)
+
+    def _reconcile(self) -> None:
+        """Make this tracker's trial runs point at the one parent run every process agrees
+        on, should processes that started a study at once have picked different ones."""
+        for name, chosen in list(self._parents.items()):
+            runs = self._find_runs(self._experiment_id(name), self._parent_filter(name))
+            if not runs:
+                continue
+            self._delete_runs(runs[1:])
+            survivor = str(runs[0].info.run_id)
+            if survivor != chosen:
+                for run_id in self._logged.get(name, []):
+                    self.client.set_tag(run_id, "mlflow.parentRunId", survivor)
+                self._parents[name] = survivor
 
     # -- observer ------------------------------------------------------------------------
     def on_trial_end(self, study: Study, frozen: FrozenTrial, trial: Trial | None) -> None:
@@ -210,12 +242,18 @@ class MlflowTracker:
                 self._queue.task_done()
 
     def flush(self, timeout: float = 60.0) -> bool:
-        """Wait (at most ``timeout`` s) until every queued trial is logged. True when done."""
+        """Wait (at most ``timeout`` s) until every queued trial is logged, then settle on
+        one parent run per study (see ``_reconcile``). True when done."""
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
+        if self._parents:
+            try:
+                self._reconcile()
+            except Exception as e:  # the server went away: the trials are stored anyway
+                log.debug("could not reconcile parent runs: %s", e)
         return True
 
     def close(self, timeout: float = 60.0) -> None:
@@ -263,6 +301,7 @@ class MlflowTracker:
             eid, start_time=_ms(frozen.started_at), run_name=f"trial-{frozen.number}", tags=tags
         )
         run_id = str(run.info.run_id)
+        self._logged.setdefault(study.name, []).append(run_id)
         now = _ms(frozen.finished_at) or int(time.time() * 1000)
         metrics = [Metric(k, v, now, step) for k, v, step in self._metrics(study, frozen)]
         params = [Param(k, str(v)[:6000]) for k, v in frozen.params.items()]
