@@ -137,6 +137,7 @@ def run(
     """Run (or resume) a study: search SPACE with STRATEGY and print the best trials."""
     import hpo
     from hpo._progress import Progress
+    from hpo.storage import mask_url
 
     sp = hpo.load_space(space)
     meta = dict(sp.meta)
@@ -182,7 +183,7 @@ def run(
     con = console()
     con.print(
         f"[bold]study[/] {study.name}  ·  space {sp.name}  ·  strategy {strategy}  ·  "
-        f"{dirn}  ·  store {study.storage_url}"
+        f"{dirn}  ·  store {mask_url(study.storage_url)}"
     )
     con.print(f"[bold]data[/]  {source}")
     describe = getattr(study.pruner, "describe", None)
@@ -228,13 +229,37 @@ def run(
                 tracker.close(timeout=120)
         con.print(f"finished in {time.monotonic() - start:.1f} s")
         if tracker is not None:
-            state = "tracked" if not tracker.failures else "tracking failed for some trials in"
-            con.print(
-                f"MLflow: {state} {tracker.uri} (experiment {study.name!r}); "
-                f"open it with: mlflow ui --backend-store-uri {tracker.uri}",
-                soft_wrap=True,
-            )
+            _tracking_summary(con, study, tracker.uri, storage, mlflow_uri)
     _summary(study)
+
+
+def _tracking_summary(
+    con: Any, study: Any, uri: str, storage: str | None, mlflow_uri: str | None
+) -> None:
+    """Where the trials are tracked, and how many are not: counted from the store, where
+    every tracker records its run id, so trials that a Ray worker's (or the driver's)
+    tracker failed to log count as well as the ones this process missed."""
+    from hpo.storage import mask_url
+    from hpo.trial import TrialState
+
+    finished = [t for t in study.trials if t.state is not TrialState.RUNNING]
+    missing = sum(1 for t in finished if "mlflow_run_id" not in t.system_attrs)
+    uri = mask_url(uri)
+    where = f"{uri} (experiment {study.name!r})"
+    if not missing:
+        how = "open it in a browser" if uri.startswith("http") else "open it with: mlflow ui"
+        if not uri.startswith("http"):
+            how += f" --backend-store-uri {uri}"
+        con.print(f"MLflow: tracked in {where}; {how}", soft_wrap=True)
+        return
+    flag = (f" --storage {mask_url(storage)}" if storage else "") + (
+        f" --mlflow-uri {mask_url(mlflow_uri)}" if mlflow_uri else ""
+    )
+    con.print(
+        f"MLflow: {missing} of {len(finished)} finished trials have no run in {where}; "
+        f"backfill them with: hpo mlflow-sync {study.name}{flag}",
+        soft_wrap=True,
+    )
 
 
 def _executor(

@@ -337,3 +337,48 @@ def test_default_local_store_from_the_cli(tmp_path: Path) -> None:
         r.info.run_id for r in runs
     }
     assert np.isfinite([t["value"] for t in shown["trials"]]).all()
+
+
+def test_the_cli_counts_untracked_trials_from_the_store_and_its_backfill_command_works(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """MLflow down during `hpo run`: every trial is stored, the summary says how many have no
+    run (read from the store, so it holds for Ray workers' trackers too) and prints the exact
+    backfill command; no password appears in the output."""
+    (tmp_path / "toy.yaml").write_text("params:\n  x: {type: float, low: 0, high: 1}\n")
+    (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
+    user, rest = postgres_url.split("://", 1)[1].split("@", 1)
+    storage = f"postgresql://{user}:s3cret-pw@{rest}"  # trust auth: any password is accepted
+    srv = Server(tmp_path)  # its port is free: nothing listens yet
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(tmp_path)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "hpo.cli", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "s3cret-pw" not in out.stdout + out.stderr
+        return out
+
+    run = ["run", "--space", "toy.yaml", "--objective", "obj:f", "--strategy", "random"]
+    out = cli(*run, "--trials", "3", "--storage", storage, "--mlflow-uri", srv.url)
+    assert f"MLflow: 3 of 3 finished trials have no run in {srv.url}" in out.stdout
+    backfill = out.stdout.split("backfill them with: ", 1)[1].splitlines()[0].split()
+    assert backfill[:2] == ["hpo", "mlflow-sync"] and "--mlflow-uri" in backfill
+    assert len(hpo.load_study("toy-random", storage=postgres_url).trials) == 3
+    srv.start()
+    try:
+        backfill[backfill.index("--storage") + 1] = storage  # the printed one is masked
+        assert "backfilled 3 trial(s)" in cli(*backfill[1:]).stdout
+        out = cli(*run, "--trials", "4", "--storage", storage, "--mlflow-uri", srv.url)
+        assert f"MLflow: tracked in {srv.url}" in out.stdout
+        runs = [r for r in _runs(srv.url, "toy-random") if r.data.tags.get("hpo.kind") == "trial"]
+        assert sorted(int(r.data.tags["hpo.trial"]) for r in runs) == [0, 1, 2, 3]
+    finally:
+        srv.stop()
