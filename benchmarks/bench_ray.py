@@ -28,7 +28,9 @@ Three measurements, each side by side with its reference in one run:
     what the strategy sees with 4 Ray workers, without the noise of real timing. Target:
     parallel regret <= 1.5x sequential, per problem. Beside it, the same two runs of Optuna's
     ``GPSampler`` on the same simulated schedule (the peer: Optuna 5 handles running trials
-    with q-log-EI over fantasies of their values); ``--no-peer`` skips it.
+    with q-log-EI over fantasies of their values); ``--no-peer`` skips it. ``--catch-up K``
+    runs hpo's 4-worker studies K trials longer and reports after how many trials their
+    median regret reaches sequential's at ``--budget``.
 
 Commands
     .venv/bin/python benchmarks/bench_ray.py scaling --json benchmarks/results/ray_scaling.json
@@ -312,7 +314,7 @@ def _job(job: tuple[str, str, int, int, int]) -> tuple[str, str, int, int, list[
 def quality(args: argparse.Namespace) -> dict[str, Any]:
     methods = ["hpo"] + (["optuna"] if args.peer else [])
     jobs = [
-        (m, p, s, args.budget, w)
+        (m, p, s, args.budget + (args.catch_up if (m, w) == ("hpo", 4) else 0), w)
         for m in methods
         for p in args.problems
         for s in range(args.seeds)
@@ -336,6 +338,8 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"budget": args.budget, "seeds": args.seeds, "problems": {}}
     head = f"\n{'problem':<12} {'sequential':>10} {'4 workers':>10} {'ratio':>6}  <= 1.5"
     head += f"  {f'seq. @{early}':>9} {'ratio':>6}"
+    if args.catch_up:
+        head += "  4 workers match it at"
     if args.peer:
         head += f"  | optuna-gp: {'sequential':>10} {'4 workers':>10} {'ratio':>6}"
     print(head)
@@ -352,7 +356,17 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
                 seq_early = median_at(m, p, 1, early)
                 row[m][f"sequential_at_{early}"] = seq_early
                 line += f"  {'yes' if row['pass'] else 'NO':>5}  {seq_early:9.3g}"
-                line += f" {_ratio(seq_early, seq):6.2f}  |            "
+                line += f" {_ratio(seq_early, seq):6.2f}"
+                if args.catch_up:
+                    # The first trials of a longer run are those of a shorter one (a
+                    # proposal sees only what came before it), so one run gives every n.
+                    last = args.budget + args.catch_up
+                    match = next(
+                        (n for n in range(1, last + 1) if median_at(m, p, 4, n) <= seq), None
+                    )
+                    row[m]["parallel4_matches_at"] = match
+                    line += f"  {match or f'> {last}':>21}"
+                line += "  |            "
         out["problems"][p] = row
         print(line.rstrip(" |"))
     print(f"({time.perf_counter() - t0:.0f} s)")
@@ -375,6 +389,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS))
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument(
+        "--catch-up",
+        type=int,
+        default=0,
+        help="quality: run the 4-worker studies this many trials longer and report when their "
+        "median regret reaches sequential's",
+    )
     ap.add_argument(
         "--no-peer", dest="peer", action="store_false", help="quality: skip Optuna's GPSampler"
     )
