@@ -292,47 +292,38 @@ def test_a_parent_run_made_at_the_same_time_elsewhere_wins_and_trials_follow_it(
     tracker.close()
 
 
-def test_default_local_store_from_the_cli(tmp_path: Path) -> None:
-    (tmp_path / "toy.yaml").write_text("params:\n  x: {type: float, low: 0, high: 1}\n")
-    (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
+def _toy_project(path: Path) -> None:
+    (path / "toy.yaml").write_text("params:\n  x: {type: float, low: 0, high: 1}\n")
+    (path / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`hpo ARGS` in ``cwd`` (a toy project), with no MLflow URI from the environment."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PYTHONPATH"] = str(tmp_path)
+    env["PYTHONPATH"] = str(cwd)
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hpo.cli",
-            "run",
-            "--space",
-            "toy.yaml",
-            "--objective",
-            "obj:f",
-            "--strategy",
-            "random",
-            "--trials",
-            "3",
-        ],
-        cwd=tmp_path,
+        [sys.executable, "-m", "hpo.cli", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
+    return out
+
+
+_TOY_RUN = ("run", "--space", "toy.yaml", "--objective", "obj:f", "--strategy", "random")
+
+
+def test_default_local_store_from_the_cli(tmp_path: Path) -> None:
+    _toy_project(tmp_path)
+    out = _cli(tmp_path, *_TOY_RUN, "--trials", "3")
     assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     runs = [r for r in _runs(uri, "toy-random") if r.data.tags.get("hpo.kind") == "trial"]
     assert len(runs) == 3
-    shown = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "hpo.cli", "show", "toy-random", "--json"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        ).stdout
-    )
+    shown = json.loads(_cli(tmp_path, "show", "toy-random", "--json").stdout)
     assert {t["system_attrs"]["mlflow_run_id"] for t in shown["trials"]} == {
         r.info.run_id for r in runs
     }
@@ -345,29 +336,17 @@ def test_the_cli_counts_untracked_trials_from_the_store_and_its_backfill_command
     """MLflow down during `hpo run`: every trial is stored, the summary says how many have no
     run (read from the store, so it holds for Ray workers' trackers too) and prints the exact
     backfill command; no password appears in the output."""
-    (tmp_path / "toy.yaml").write_text("params:\n  x: {type: float, low: 0, high: 1}\n")
-    (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
+    _toy_project(tmp_path)
     user, rest = postgres_url.split("://", 1)[1].split("@", 1)
     storage = f"postgresql://{user}:s3cret-pw@{rest}"  # trust auth: any password is accepted
     srv = Server(tmp_path)  # its port is free: nothing listens yet
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PYTHONPATH"] = str(tmp_path)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        out = subprocess.run(
-            [sys.executable, "-m", "hpo.cli", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
-        assert out.returncode == 0, out.stderr
+        out = _cli(tmp_path, *args)
         assert "s3cret-pw" not in out.stdout + out.stderr
         return out
 
-    run = ["run", "--space", "toy.yaml", "--objective", "obj:f", "--strategy", "random"]
-    out = cli(*run, "--trials", "3", "--storage", storage, "--mlflow-uri", srv.url)
+    out = cli(*_TOY_RUN, "--trials", "3", "--storage", storage, "--mlflow-uri", srv.url)
     assert f"MLflow: 3 of 3 finished trials have no run in {srv.url}" in out.stdout
     backfill = out.stdout.split("backfill them with: ", 1)[1].splitlines()[0].split()
     assert backfill[:2] == ["hpo", "mlflow-sync"] and "--mlflow-uri" in backfill
@@ -376,7 +355,7 @@ def test_the_cli_counts_untracked_trials_from_the_store_and_its_backfill_command
     try:
         backfill[backfill.index("--storage") + 1] = storage  # the printed one is masked
         assert "backfilled 3 trial(s)" in cli(*backfill[1:]).stdout
-        out = cli(*run, "--trials", "4", "--storage", storage, "--mlflow-uri", srv.url)
+        out = cli(*_TOY_RUN, "--trials", "4", "--storage", storage, "--mlflow-uri", srv.url)
         assert f"MLflow: tracked in {srv.url}" in out.stdout
         runs = [r for r in _runs(srv.url, "toy-random") if r.data.tags.get("hpo.kind") == "trial"]
         assert sorted(int(r.data.tags["hpo.trial"]) for r in runs) == [0, 1, 2, 3]
