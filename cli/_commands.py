@@ -247,9 +247,11 @@ def _tracking_summary(
     uri = mask_url(uri)
     where = f"{uri} (experiment {study.name!r})"
     if not missing:
-        how = "open it in a browser" if uri.startswith("http") else "open it with: mlflow ui"
-        if not uri.startswith("http"):
-            how += f" --backend-store-uri {uri}"
+        how = (
+            "open it in a browser"
+            if uri.startswith("http")
+            else f"open it with: mlflow ui --backend-store-uri {uri}"
+        )
         con.print(f"MLflow: tracked in {where}; {how}", soft_wrap=True)
         return
     flag = (f" --storage {mask_url(storage)}" if storage else "") + (
