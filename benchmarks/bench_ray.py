@@ -53,6 +53,7 @@ import itertools
 import logging
 import math
 import multiprocessing as mp
+import random
 import statistics
 import sys
 import tempfile
@@ -242,6 +243,8 @@ def dispatch(args: argparse.Namespace) -> dict[str, Any]:
 class _Hpo:
     """hpo's ask/tell API behind the simulator's two calls."""
 
+    study: Any
+
     def __init__(self, problem: str, seed: int) -> None:
         self.study = hpo.create_study(space=PROBLEMS[problem].space, strategy="bayes", seed=seed)
 
@@ -253,8 +256,8 @@ class _Hpo:
         self.study.tell(trial, value)
 
 
-class _Optuna:
-    """Optuna's ``GPSampler`` on the same calls. The parameters are suggested at ask time, so
+class _Optuna(_Hpo):
+    """Optuna's ``GPSampler`` on the same calls (``tell`` is the same in both). The parameters are suggested at ask time, so
     the trial is RUNNING with its params while it is in flight: Optuna 5 scores candidates
     by q-log-EI over 128 quasi-random fantasies of the running trials' values."""
 
@@ -272,9 +275,6 @@ class _Optuna:
         trial = self.study.ask()
         return trial, optuna_suggest(trial, self.space)
 
-    def tell(self, trial: Any, value: float) -> None:
-        self.study.tell(trial, value)
-
 
 _METHODS = {"hpo": _Hpo, "optuna": _Optuna}
 
@@ -290,7 +290,7 @@ def _simulate(
     logging.getLogger("hpo").setLevel(logging.ERROR)
     prob = PROBLEMS[problem]
     opt = _METHODS[method](problem, seed)
-    rng = __import__("random").Random(seed)
+    rng = random.Random(seed)
     clock = 0.0
     running: list[tuple[float, int, Any, dict[str, Any]]] = []
     values = [math.inf] * budget
