@@ -106,9 +106,24 @@ class Progress:
         self._refresh()
 
     def on_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.done += 1
         self.running = None
         self.in_flight.discard(trial.number)
+        if trial.interrupted:
+            # Not done: its params run again as a new trial (a Ray worker died, --retries),
+            # or the run is stopping (Ctrl-C). Counting it made "10/8 done" (issue 17).
+            if not self.interactive:
+                print(
+                    f"[hpo] trial {trial.number} interrupted ({(trial.error or '')[:120]})",
+                    file=self.stream,
+                    flush=True,
+                )
+            return
+        self.done += 1
+        if self.total is not None and self.done > self.total:
+            # Trials of another process went stale during the run and were replaced here.
+            self.total = self.done
+            if self._live is not None:
+                self._live.update(self._task, total=self.total)
         if trial.duration is not None:
             self.durations.append(trial.duration.total_seconds())
         if (
@@ -150,7 +165,7 @@ class Progress:
         elapsed = time.monotonic() - self.t0
         left = None
         if self.total is not None and self.done:
-            left = (self.total - self.done) * (elapsed / self.done)
+            left = max(self.total - self.done, 0) * (elapsed / self.done)
         if self.timeout is not None:
             t_left = max(self.timeout - elapsed, 0.0)
             left = t_left if left is None else min(left, t_left)
