@@ -27,7 +27,15 @@ from hpo.executors import RayExecutor
 from hpo.pruners import ASHA, PRUNERS, Hyperband, MedianPruner, NoPruner, get_pruner
 from hpo.space import Categorical, Float, Int, SearchSpace, available_spaces, load_space
 from hpo.strategies import STRATEGIES, Strategy, get_strategy
-from hpo.study import Study, create_study, delete_study, list_studies, load_study
+from hpo.study import (
+    STUDY_NAME_RULE,
+    Study,
+    check_study_name,
+    create_study,
+    delete_study,
+    list_studies,
+    load_study,
+)
 from hpo.trial import Direction, FrozenTrial, TrialState
 from hpo.trial._trial import Trial
 
@@ -37,6 +45,7 @@ __all__ = [
     "ASHA",
     "PRUNERS",
     "STRATEGIES",
+    "STUDY_NAME_RULE",
     "Categorical",
     "Direction",
     "DuplicatedStudyError",
@@ -63,6 +72,7 @@ __all__ = [
     "TrialState",
     "__version__",
     "available_spaces",
+    "check_study_name",
     "create_study",
     "delete_study",
     "executors",

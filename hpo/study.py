@@ -6,6 +6,7 @@ import contextlib
 import datetime as _dt
 import logging
 import os
+import re
 import secrets
 import socket
 import threading
@@ -34,10 +35,12 @@ from hpo.trial import Direction, FrozenTrial, TrialState
 from hpo.trial._trial import Trial, check_value
 
 __all__ = [
+    "STUDY_NAME_RULE",
     "Executor",
     "Observer",
     "Pruner",
     "Study",
+    "check_study_name",
     "create_study",
     "delete_study",
     "list_studies",
@@ -370,6 +373,20 @@ class Study:
         cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=age)
         return self._store.fail_stale_trials(self._record.id, cutoff)
 
+    def recover_orphans(self) -> list[int]:
+        """Mark interrupted every running trial whose process is gone; their numbers.
+
+        Gone means: a process on this machine that no longer exists (found at once), or a
+        process anywhere whose heartbeat is older than :attr:`stale_after`. A trial of
+        another machine with a fresh heartbeat is left running: its process may be alive
+        (see "Resuming" in the README). ``optimize`` calls this first; a caller that counts
+        what is done (the CLI's resume line) calls it before counting.
+        """
+        stale = sorted(self.fail_orphaned_trials() + self.fail_stale_trials())
+        if stale:
+            log.warning("marked trial(s) %s failed: their process stopped (interrupted)", stale)
+        return stale
+
     # -- the loop ------------------------------------------------------------------------
     def optimize(
         self,
@@ -399,9 +416,7 @@ class Study:
             raise HpoError(f"n_trials must be a non-negative integer, got {n_trials!r}.")
         if n_trials is None and timeout is None and max_trials is None:
             log.info("optimize without n_trials or timeout runs until the search is exhausted")
-        stale = sorted(self.fail_orphaned_trials() + self.fail_stale_trials())
-        if stale:
-            log.warning("marked trial(s) %s failed: their process stopped (interrupted)", stale)
+        self.recover_orphans()
         callbacks = list(callbacks)
         progress = None
         if show_progress:
@@ -530,6 +545,30 @@ def _as_space(space: SearchSpace | Mapping[str, Any] | str | Path) -> SearchSpac
     raise SpaceError(f"space must be a SearchSpace, a mapping or a name/path, got {space!r}.")
 
 
+#: What a new study may be named: what the HTTP API's paths, MLflow's search filters and a
+#: shell take without quoting (issue 17). Studies stored before the rule keep their names.
+STUDY_NAME_RULE = (
+    "1 to 128 characters: letters, digits and _ . : @ + = -, starting with a letter or digit"
+)
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,127}")
+
+
+def check_study_name(name: Any) -> str:
+    """``name`` if it is a valid name for a new study.
+
+    Raises:
+        HpoError: it breaks :data:`STUDY_NAME_RULE`; the message names the rule and the name.
+    """
+    if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
+        bad = ""
+        if isinstance(name, str) and name:
+            odd = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9_.:@+=-]", c)})
+            if odd:
+                bad = f" ({', '.join(map(repr, odd))} not allowed)"
+        raise HpoError(f"a study name must be {STUDY_NAME_RULE}; got {name!r}{bad}.")
+    return name
+
+
 def _auto_name() -> str:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"study-{stamp}-{secrets.token_hex(2)}"
@@ -569,7 +608,8 @@ def create_study(
         direction: ``"minimize"`` or ``"maximize"``.
         storage: ``None`` (in memory), a URL (``sqlite:///hpo.db``, ``postgresql://...``)
             or a store.
-        name: The study's unique name in the store; made up when omitted.
+        name: The study's unique name in the store; made up when omitted. A new study's name
+            must keep :data:`STUDY_NAME_RULE`.
         seed: Seeds every random choice; ``None`` picks one (and stores it).
         load_if_exists: Reopen an existing study of that name instead of failing. The space
             and direction must match what the study was made with.
@@ -583,6 +623,7 @@ def create_study(
         meta: Free-form data kept with the study (the CLI stores model, dataset, budget).
 
     Raises:
+        HpoError: a new study's name breaks :data:`STUDY_NAME_RULE`.
         DuplicatedStudyError: the name is taken and ``load_if_exists`` is False.
         StudyMismatchError: reopening with another space or direction.
         PrunerError: unknown pruner or a bad pruner setting.
@@ -595,7 +636,7 @@ def create_study(
         seed = int(np.random.SeedSequence().entropy % (2**31))  # type: ignore[operator]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise HpoError(f"seed must be a non-negative integer or None, got {seed!r}.")
-    name = name or _auto_name()
+    name = _auto_name() if name is None else name
     sp = _as_space(space) if space is not None else None
     if load_if_exists:
         try:
@@ -615,6 +656,7 @@ def create_study(
     prn = _for_budget(prn, sp, full_meta)
     if isinstance(prn, BasePruner):
         full_meta["pruner"] = {"name": prn.name, "options": prn.options()}
+    check_study_name(name)
     try:
         record = store.create_study(
             name=name,
