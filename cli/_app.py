@@ -11,7 +11,17 @@ import typer
 
 from hpo.exceptions import HpoError
 
-__all__ = ["DEFAULT_STORAGE", "app", "fail", "main", "mlflow_uri_option", "storage_option"]
+__all__ = [
+    "DEFAULT_STORAGE",
+    "app",
+    "existing_storage",
+    "fail",
+    "main",
+    "mlflow_uri_option",
+    "sqlite_file",
+    "storage_flag",
+    "storage_option",
+]
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"
 
@@ -29,6 +39,27 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from hpo import __version__
+
+        typer.echo(f"hpo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print hpo's version and exit.",
+    ),
+) -> None:
+    pass
 
 
 def storage_option() -> Any:
@@ -53,6 +84,43 @@ def mlflow_uri_option() -> Any:
 
 def resolve_storage(storage: str | None) -> str:
     return storage or DEFAULT_STORAGE
+
+
+def existing_storage(storage: str | None) -> str:
+    """The store URL for a command that only reads: a SQLite file that does not exist is an
+    error, never a new empty store (issue 17).
+
+    Raises:
+        HpoError: the URL names a SQLite file that is not there.
+    """
+    url = resolve_storage(storage)
+    path = sqlite_file(url)
+    if path is not None and not os.path.exists(path):
+        where = "" if storage else " (the default store; pass --storage URL or set HPO_STORAGE)"
+        raise HpoError(f"no study store at {path!r}{where}: `hpo run` creates one.")
+    return url
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a ``sqlite:///FILE`` URL (None for other URLs and in-memory SQLite)."""
+    if not url.startswith("sqlite") or "://" not in url:
+        return None
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    if rest in {"", "/", "/:memory:"}:
+        return None
+    return os.path.expanduser(rest[1:] if rest.startswith("/") else rest)
+
+
+def storage_flag(storage: str | None) -> str:
+    """`` --storage URL`` for a command printed to be run again (empty for the default store
+    or the one $HPO_STORAGE names). A password is shown as *** and must be typed in."""
+    from hpo.storage import mask_url
+
+    if not storage or storage == os.environ.get("HPO_STORAGE"):
+        return ""
+    import shlex
+
+    return f" --storage {shlex.quote(mask_url(storage))}"
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -109,9 +177,16 @@ def main() -> None:
     except Exception as e:
         show = getattr(e, "show", None)
         code = getattr(e, "exit_code", None)
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            # `hpo` alone asks for help. Click builds the error from the help text, which
+            # Typer's rich formatter prints as it builds it (leaving the message empty).
+            text = e.format_message() if hasattr(e, "format_message") else ""
+            if text.strip():
+                typer.echo(text)
+            sys.exit(0)
         if callable(show) and isinstance(code, int):  # click's usage errors (Typer vendors click)
             # One line, as for every other bad input, instead of click's usage block.
-            ctx = getattr(e, "ctx", None)
             where = f"{ctx.command_path} --help" if ctx is not None else "hpo --help"
             message = e.format_message() if hasattr(e, "format_message") else str(e)
             typer.echo(f"error: {message} (see `{where}`)", err=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -13,10 +15,11 @@ import typer
 
 from hpo.cli._app import (
     app,
-    fail,
+    existing_storage,
     mlflow_uri_option,
     print_json,
     resolve_storage,
+    storage_flag,
     storage_option,
 )
 from hpo.cli._format import (
@@ -25,6 +28,7 @@ from hpo.cli._format import (
     params_text,
     studies_table,
     trial_rows,
+    trial_text,
     trials_table,
 )
 from hpo.exceptions import HpoError, SpaceError
@@ -136,8 +140,6 @@ def run(
 ) -> None:
     """Run (or resume) a study: search SPACE with STRATEGY and print the best trials."""
     import hpo
-    from hpo._progress import Progress
-    from hpo.storage import mask_url
 
     sp = hpo.load_space(space)
     meta = dict(sp.meta)
@@ -146,11 +148,26 @@ def run(
     pruner_options = _pruner_options(pruner_opts)
     hpo.get_strategy(strategy)  # an unknown name fails before the data load, like a pruner's
     _check_pruner(pruner, pruner_options, sp)  # a bad setting fails before the data load
+    if study_name is None:
+        # The default name is made of the space's and the strategy's: keep it a valid name.
+        name = _default_name(f"{sp.name or Path(space).stem}-{strategy}")
+        if pruner.strip().lower() != "none":
+            name += f"-{pruner.strip().lower()}"
+    else:
+        name = study_name  # an explicit name is kept as given (and checked below)
     # Parallel settings are checked (and a cluster address probed) before anything is stored.
     executor = _executor(workers, ray_address, cpus_per_trial, gpus_per_trial, retries)
     if executor is not None:
         _check_device_for_ray(device, executor.gpus_per_trial)
         executor.preflight()
+    elif device is not None and objective is None:
+        _check_local_device(device)
+    from hpo.storage import get_store
+
+    store = get_store(url)
+    created = not _has_study(store, name)
+    if created:
+        hpo.check_study_name(name)  # an existing study keeps the name it has
     if objective is not None:
         fn = _load_objective(objective)
         source = f"objective {objective}"
@@ -165,21 +182,87 @@ def run(
         fn = make_objective(meta, data_dir=data_dir, device=device, seed=seed)
         source = fn.data.summary() if hasattr(fn.data, "summary") else fn.data.source
     dirn = direction or meta.get("direction") or "minimize"
-    name = study_name or f"{sp.name or Path(space).stem}-{strategy}"
-    if pruner.strip().lower() != "none":
-        name += f"-{pruner.strip().lower()}"
     study = hpo.create_study(
         space=sp,
         strategy=strategy,
         direction=dirn,
-        storage=url,
+        storage=store,
         name=name,
         seed=seed,
         load_if_exists=True,
         pruner=pruner,
         pruner_options=pruner_options,
     )
-    done = sum(1 for t in study.trials if not t.interrupted)
+    try:
+        _run_study(
+            study, sp, meta, url, total, strategy, dirn, pruner, source, timeout, progress,
+            executor, fn, no_mlflow, mlflow_uri, mlflow_models, storage,
+        )  # fmt: skip
+    except BaseException:
+        if created:
+            _drop_if_empty(study)
+        raise
+    _summary(study, storage)
+
+
+def _default_name(text: str) -> str:
+    """``text`` made a valid study name: other characters become ``-`` (a file ``my
+    space.yaml`` gives ``my-space-bayes``)."""
+    name = re.sub(r"[^A-Za-z0-9_.:@+=-]", "-", text).lstrip("_.:@+=-")
+    return name[:128] or "study"
+
+
+def _has_study(store: Any, name: str) -> bool:
+    from hpo.exceptions import StudyNotFoundError
+
+    try:
+        store.get_study(name)
+    except StudyNotFoundError:
+        return False
+    return True
+
+
+def _drop_if_empty(study: Any) -> None:
+    """A run refused before its first trial (a Ray cluster without the GPUs asked for, an
+    address that is no Ray head) leaves no empty study behind (issue 17)."""
+    import hpo
+
+    try:
+        if not study.store.count_trials(study.record.id):
+            hpo.delete_study(study.name, storage=study.store)
+    except HpoError as e:
+        typer.echo(f"warning: could not remove the empty study {study.name!r}: {e}", err=True)
+
+
+def _run_study(
+    study: Any,
+    sp: Any,
+    meta: dict[str, Any],
+    url: str,
+    total: int,
+    strategy: str,
+    dirn: str,
+    pruner: str,
+    source: str,
+    timeout: float | None,
+    progress: bool,
+    executor: Any,
+    fn: Any,
+    no_mlflow: bool,
+    mlflow_uri: str | None,
+    mlflow_models: str,
+    storage: str | None,
+) -> None:
+    from hpo._progress import Progress
+    from hpo.storage import mask_url
+    from hpo.trial import TrialState
+
+    # Orphans (running trials whose process is gone) are marked interrupted *before* the
+    # count: they are not done, and the run replaces them (issue 17).
+    study.recover_orphans()
+    held = [t for t in study.trials if not t.interrupted]
+    running = sum(1 for t in held if t.state is TrialState.RUNNING)
+    done = len(held) - running
     con = console()
     con.print(
         f"[bold]study[/] {study.name}  ·  space {sp.name}  ·  strategy {strategy}  ·  "
@@ -189,48 +272,73 @@ def run(
     describe = getattr(study.pruner, "describe", None)
     if callable(describe) and pruner.strip().lower() != "none":
         con.print(f"[bold]pruner[/] {describe()}")
-    if done >= total:
-        con.print(
-            f"study {study.name!r} already holds {done}/{total} trials; nothing to run. "
-            "Raise --trials to continue it, or pass a new --study name."
-        )
-    else:
-        if done:
-            con.print(f"resuming: {done}/{total} trials already in the store")
-        epochs = (meta.get("budget") or {}).get("epochs") if isinstance(meta, dict) else None
-        tracker = None
-        if not no_mlflow:
-            from hpo.tracking import MlflowTracker
+    _warn_big_grid(con, study, total - done - running)
+    if done + running >= total:
+        if running:
+            con.print(
+                f"study {study.name!r} holds {done}/{total} finished trials and {running} "
+                f"running in another live process or on another machine; nothing to start. "
+                f"A trial whose process is gone is marked interrupted once its heartbeat is "
+                f"{study.stale_after:.0f} s old: rerun then to replace it.",
+                soft_wrap=True,
+            )
+        else:
+            con.print(
+                f"study {study.name!r} already holds {done}/{total} trials; nothing to run. "
+                "Raise --trials to continue it, or pass a new --study name."
+            )
+        return
+    if done or running:
+        elsewhere = f" ({running} still running elsewhere)" if running else ""
+        con.print(f"resuming: {done}/{total} trials already in the store{elsewhere}")
+    epochs = (meta.get("budget") or {}).get("epochs") if isinstance(meta, dict) else None
+    tracker = None
+    if not no_mlflow:
+        from hpo.tracking import MlflowTracker
 
-            tracker = MlflowTracker(mlflow_uri, log_models=mlflow_models)
-            study.observers.append(tracker)
-        if executor is not None and tracker is not None:
-            # Each Ray worker tracks its own trials (the driver those whose worker died).
-            executor.worker_observers = functools.partial(
-                _worker_trackers, type(tracker), tracker.uri, tracker.log_models
-            )
-            study.observers.remove(tracker)
-        bar = Progress(study, total=total - done, timeout=timeout, epochs=epochs)
-        start = time.monotonic()
+        tracker = MlflowTracker(mlflow_uri, log_models=mlflow_models)
+        study.observers.append(tracker)
+    if executor is not None and tracker is not None:
+        # Each Ray worker tracks its own trials (the driver those whose worker died).
+        executor.worker_observers = functools.partial(
+            _worker_trackers, type(tracker), tracker.uri, tracker.log_models
+        )
+        study.observers.remove(tracker)
+    bar = Progress(study, total=total - done - running, timeout=timeout, epochs=epochs)
+    start = time.monotonic()
+    if progress:
+        bar.start()
+    try:
+        study.optimize(
+            fn,
+            timeout=timeout,
+            max_trials=total,
+            callbacks=[bar.on_trial] if progress else [],
+            executor=executor,
+        )
+    finally:
         if progress:
-            bar.start()
-        try:
-            study.optimize(
-                fn,
-                timeout=timeout,
-                max_trials=total,
-                callbacks=[bar.on_trial] if progress else [],
-                executor=executor,
-            )
-        finally:
-            if progress:
-                bar.stop()
-            if tracker is not None:
-                tracker.close(timeout=120)
-        con.print(f"finished in {time.monotonic() - start:.1f} s")
+            bar.stop()
         if tracker is not None:
-            _tracking_summary(con, study, tracker.uri, storage, mlflow_uri)
-    _summary(study)
+            tracker.close(timeout=120)
+    con.print(f"finished in {time.monotonic() - start:.1f} s")
+    if tracker is not None:
+        _tracking_summary(con, study, tracker.uri, storage, mlflow_uri)
+
+
+def _warn_big_grid(con: Any, study: Any, budget: int) -> None:
+    """A grid far larger than the trials left tries only its first corner (issue 17)."""
+    size = getattr(study.strategy, "size", None)
+    if not callable(size) or budget <= 0:
+        return
+    n = size(study.space)
+    if n > 10 * budget:
+        con.print(
+            f"[yellow]warning:[/] the grid holds {n:,} points but only {budget} trial(s) are "
+            "left: they try the first points in a fixed order (the last parameter fastest). "
+            "Use --strategy random or bayes, or a smaller grid (fewer params, `points`).",
+            soft_wrap=True,
+        )
 
 
 def _tracking_summary(
@@ -303,6 +411,27 @@ def _check_device_for_ray(device: str | None, gpus_per_trial: float) -> None:
         )
 
 
+def _check_local_device(device: str) -> None:
+    """A device this machine lacks fails at start, not as one failed trial after another."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise HpoError(f"--device must be cpu, cuda or cuda:N, got {device!r}.") from None
+    if dev.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        why = "this torch is a CPU-only build" if torch.version.cuda is None else "no GPU found"
+        raise HpoError(
+            f"--device {device}: CUDA is not available on this machine ({why}); use "
+            "--device cpu, or leave --device out to train on a GPU when there is one."
+        )
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise HpoError(f"--device {device}: this machine has {count} GPU(s), numbered from 0.")
+
+
 def _worker_trackers(cls: Any, uri: str, log_models: str) -> list[Any]:
     return [cls(uri, log_models=log_models)]
 
@@ -331,7 +460,7 @@ def _check_pruner(name: str, options: dict[str, Any], space: Any) -> None:
         pruner.for_budget(epoch_budget(space, space.meta))
 
 
-def _summary(study: Any) -> None:
+def _summary(study: Any, storage: str | None) -> None:
     from hpo.trial import TrialState
 
     con = console()
@@ -344,7 +473,12 @@ def _summary(study: Any) -> None:
             f"[bold green]best[/] trial {best.number}: value {best.value:.6g}  "
             f"{params_text(best.params)}"
         )
-    con.print(f"reopen with: hpo show {study.name}   ·   best params: hpo best {study.name}")
+    flag = storage_flag(storage)
+    con.print(
+        f"reopen with: hpo show {shlex.quote(study.name)}{flag}   ·   "
+        f"best params: hpo best {shlex.quote(study.name)}{flag}",
+        soft_wrap=True,
+    )
 
 
 # -- read commands ------------------------------------------------------------------------
@@ -372,7 +506,14 @@ def studies(
     """List the studies in the store."""
     import hpo
 
-    summaries = hpo.list_studies(resolve_storage(storage))
+    try:
+        summaries = hpo.list_studies(existing_storage(storage))
+    except HpoError as e:  # no store here: nothing to list, and none is made
+        if json_out:
+            print_json([])
+        else:
+            typer.echo(f"no studies: {e}")
+        return
     if json_out:
         print_json(
             [
@@ -402,13 +543,37 @@ def show(
     study: str = typer.Argument(..., help="The study's name (see `hpo studies`)."),
     storage: str = storage_option(),
     limit: int = typer.Option(None, "--limit", min=1, help="Show only the best N trials."),
+    trial: int = typer.Option(
+        None,
+        "--trial",
+        "-t",
+        min=0,
+        help="Show one trial in full: params, state, where it ran, its intermediate values "
+        "and the traceback of a failure.",
+        show_default=False,
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a study's trials, best first: state, value, duration, params."""
+    """Show a study's trials, best first: state, value, duration, where they ran, params."""
     import hpo
 
-    s = hpo.load_study(study, storage=resolve_storage(storage))
+    s = hpo.load_study(study, storage=existing_storage(storage))
     trials = s.trials
+    if trial is not None:
+        found = [t for t in trials if t.number == trial]
+        if not found:
+            raise HpoError(
+                f"study {s.name!r} has no trial {trial} (its trials are 0-{len(trials) - 1})."
+                if trials
+                else f"study {s.name!r} has no trials yet."
+            )
+        if json_out:
+            row = trial_rows(s, found)[0]
+            row["traceback"] = found[0].system_attrs.get("traceback")
+            print_json(row)
+        else:
+            typer.echo(trial_text(found[0]), nl=False)
+        return
     if json_out:
         print_json(
             {
@@ -432,7 +597,7 @@ def best(
     """Print the best trial's params as YAML, ready to reuse."""
     import hpo
 
-    s = hpo.load_study(study, storage=resolve_storage(storage))
+    s = hpo.load_study(study, storage=existing_storage(storage))
     t = s.best_trial
     if json_out:
         print_json({"number": t.number, "value": t.value, "params": dict(t.params)})
@@ -450,7 +615,7 @@ def mlflow_sync(
     import hpo
     from hpo.tracking import MlflowTracker
 
-    s = hpo.load_study(study, storage=resolve_storage(storage))
+    s = hpo.load_study(study, storage=existing_storage(storage))
     tracker = MlflowTracker(mlflow_uri, background=False)
     try:
         added, tracked = tracker.sync(s)
@@ -468,9 +633,10 @@ def delete(
     """Delete a study and all its trials."""
     import hpo
 
-    url = resolve_storage(storage)
+    url = existing_storage(storage)
     hpo.load_study(study, storage=url)  # fails clearly if it does not exist
     if not yes and not typer.confirm(f"delete study {study!r} and all its trials?"):
-        raise fail("not deleted.", code=1)
+        typer.echo("not deleted.")  # the user's answer, not an error: exit 0
+        return
     hpo.delete_study(study, storage=url)
     typer.echo(f"deleted study {study!r}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from hpo.cli._app import app, resolve_storage, storage_option
+from hpo.cli._app import app, existing_storage, resolve_storage, storage_option
 from hpo.exceptions import HpoError
 
 
@@ -92,6 +92,6 @@ def plot(
             raise HpoError(
                 f"--highlight must be trial numbers separated by commas, got {highlight!r}."
             ) from None
-    s = hpo.load_study(study, storage=resolve_storage(storage))
+    s = hpo.load_study(study, storage=existing_storage(storage))
     out = write_plot(s, kind, output, highlight=numbers)
     typer.echo(f"wrote {out} ({kind} of study {s.name!r}, {len(s.trials)} trials)")

@@ -14,7 +14,16 @@ from rich.table import Table
 from hpo.storage import StudySummary
 from hpo.trial import Direction, FrozenTrial, TrialState
 
-__all__ = ["best_yaml", "console", "params_text", "studies_table", "trial_rows", "trials_table"]
+__all__ = [
+    "best_yaml",
+    "console",
+    "params_text",
+    "studies_table",
+    "trial_rows",
+    "trial_text",
+    "trials_table",
+    "where_ran",
+]
 
 _STATE_STYLE = {
     TrialState.COMPLETE: "green",
@@ -81,6 +90,9 @@ def trials_table(study: Any, trials: Sequence[FrozenTrial], limit: int | None = 
         ("state", "left"),
         ("value", "right"),
         ("duration", "right"),
+        ("host", "left"),
+        ("node", "left"),
+        ("device", "left"),
         ("params / error", "left"),
     ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
@@ -97,11 +109,55 @@ def trials_table(study: Any, trials: Sequence[FrozenTrial], limit: int | None = 
             f"[{style}]{t.state.value}[/]",
             "-" if t.value is None else f"{t.value:.6g}",
             _duration(t),
+            *where_ran(t),
             detail,
         )
     if limit and len(ordered) > limit:
         table.caption = f"{len(ordered) - limit} more: hpo show {study.name}"
     return table
+
+
+def where_ran(t: FrozenTrial) -> tuple[str, str, str]:
+    """Host, Ray node (its id's first 8 characters) and device of a trial, ``-`` if unknown.
+
+    The host is the machine that ran the objective (a Ray worker's), else the one that asked
+    for the trial; the device is what Ray gave the trial, else what the training loop used.
+    """
+    sa, ua = t.system_attrs, t.user_attrs
+    host = sa.get("worker_host") or sa.get("host") or "-"
+    node = str(sa.get("node_id") or "-")[:8]
+    device = sa.get("device") or ua.get("device") or "-"
+    gpus = sa.get("gpu_ids")
+    if device == "cuda" and gpus:
+        device = f"cuda (GPU {','.join(map(str, gpus))})"
+    return str(host), node, str(device)
+
+
+def trial_text(t: FrozenTrial) -> str:
+    """One trial in full, for ``hpo show STUDY --trial N``."""
+    host, node, device = where_ran(t)
+    lines = [
+        f"trial {t.number}: {t.state.value}" + (" (interrupted)" if t.interrupted else ""),
+        f"value: {'-' if t.value is None else f'{t.value:.6g}'}",
+        f"started: {t.started_at:%Y-%m-%d %H:%M:%S} UTC" if t.started_at else "started: -",
+        f"duration: {_duration(t)}",
+        f"host: {host}  node: {node}  device: {device}",
+        "params:",
+        *[f"  {k}: {_num(v)}" for k, v in t.params.items()],
+    ]
+    if t.intermediate:
+        lines.append("intermediate values (step: value):")
+        lines += [f"  {step}: {v:.6g}" for step, v in t.intermediate.items()]
+    else:
+        lines.append("intermediate values: none")
+    if t.user_attrs:
+        lines.append("user attributes: " + ", ".join(sorted(t.user_attrs)))
+    if t.error:
+        lines.append(f"error: {t.error}")
+    tb = t.system_attrs.get("traceback")
+    if tb:
+        lines += ["traceback:", *[f"  {ln}" for ln in str(tb).rstrip().splitlines()]]
+    return "\n".join(lines) + "\n"
 
 
 def trial_rows(study: Any, trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:

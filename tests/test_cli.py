@@ -180,7 +180,8 @@ def test_crashing_objective_fails_trials_not_the_run(work: Path) -> None:
             ["run", "--space", "toy.yaml", "--objective", "myobj:quadratic", "--storage", "hpo.db"],
             "is not a URL",
         ),
-        (["show", "missing"], "no study named 'missing'"),
+        # a read command never makes a store: the missing default store is the answer
+        (["show", "missing"], "no study store at 'hpo.db'"),
         (["run", "--space", "toy.yaml"], "names no `model`"),
     ],
 )
@@ -353,3 +354,178 @@ def test_timeout_stops_starting_new_trials(work: Path) -> None:
     shown = json.loads(hpo("show", "t", "--json", cwd=work).stdout)
     assert 2 <= len(shown["trials"]) <= 10
     assert all(t["state"] == "complete" for t in shown["trials"])
+
+
+def _run_args(*extra: str) -> list[str]:
+    return ["run", "--space", "toy.yaml", "--objective", "myobj:slow", "--strategy", "random",
+            "--no-mlflow", *extra]  # fmt: skip
+
+
+def _done_counts(stderr: str) -> list[tuple[int, int]]:
+    """The `N/M done` of every plain progress line."""
+    import re
+
+    return [(int(a), int(b)) for a, b in re.findall(r"\| (\d+)/(\d+) done \|", stderr)]
+
+
+def test_a_driver_killed_during_the_last_trial_is_resumed(work: Path) -> None:
+    """kill -9 while the study's last trial runs, then the same command again: the orphan is
+    marked interrupted before anything is counted, and the missing trial runs (issue 17:
+    it used to say `already holds 3/3 trials; nothing to run` and leave trial 2 RUNNING)."""
+    env = {**os.environ, "PYTHONPATH": str(work), "HPO_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [*HPO, *_run_args("--trials", "3", "--study", "k")],
+        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("trial 2"):  # the last trial is running (for 60 s)
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    states = [t["state"] for t in json.loads(hpo("show", "k", "--json", cwd=work).stdout)["trials"]]
+    assert sorted(states) == ["complete", "complete", "running"]
+
+    (work / "myobj.py").write_text(OBJECTIVE.replace("else 60", "else 0.1"))
+    out = hpo(*_run_args("--trials", "3", "--study", "k"), cwd=work)
+    assert "resuming: 2/3 trials already in the store" in out.stdout, out.stdout
+    assert "nothing to run" not in out.stdout
+    assert _done_counts(out.stderr) == [(1, 1)], out.stderr  # never `2/1 done`
+    assert "-" not in out.stderr.split("left")[0].rsplit("~", 1)[-1]  # no negative time left
+    trials = json.loads(hpo("show", "k", "--json", cwd=work).stdout)["trials"]
+    by_number = {t["number"]: t for t in trials}
+    assert sorted(by_number) == [0, 1, 2, 3]
+    assert by_number[2]["state"] == "failed" and by_number[2]["system_attrs"]["interrupted"]
+    assert "stopped" in by_number[2]["error"]
+    assert [by_number[n]["state"] for n in (0, 1, 3)] == ["complete"] * 3
+    # and now it is complete: a third run has nothing to do
+    assert (
+        "already holds 3/3 trials; nothing to run"
+        in hpo(*_run_args("--trials", "3", "--study", "k"), cwd=work).stdout
+    )
+
+
+def test_an_explicit_study_name_is_kept_with_a_pruner(work: Path) -> None:
+    hpo(
+        "run", "--space", "toy.yaml", "--objective", "myobj:quadratic", "--strategy", "random",
+        "--trials", "2", "--pruner", "median", "--study", "mine", cwd=work,
+    )  # fmt: skip
+    names = [s["name"] for s in json.loads(hpo("studies", "--json", cwd=work).stdout)]
+    assert names == ["mine"]  # not mine-median
+    hpo(
+        "run", "--space", "toy.yaml", "--objective", "myobj:quadratic", "--strategy", "random",
+        "--trials", "2", "--pruner", "median", cwd=work,
+    )  # fmt: skip
+    names = [s["name"] for s in json.loads(hpo("studies", "--json", cwd=work).stdout)]
+    assert names == ["mine", "toy-random-median"]  # the default name still says the pruner
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("", "got ''"),
+        ("it's", 'got "it\'s" ("\'" not allowed)'),
+        ("team/a", "got 'team/a' ('/' not allowed)"),
+        ("my study", "(' ' not allowed)"),
+        ("-x", "starting with a letter or digit"),
+        ("x" * 129, "1 to 128 characters"),
+    ],
+)
+def test_a_bad_study_name_is_refused_before_anything_is_stored(
+    work: Path, name: str, fragment: str
+) -> None:
+    proc = hpo(
+        "run", "--space", "toy.yaml", "--objective", "myobj:quadratic", "--study", name,
+        "--storage", "sqlite:///s.db", cwd=work, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: a study name must be")
+    assert fragment in proc.stderr, proc.stderr
+    import hpo as lib
+
+    assert lib.list_studies(f"sqlite:///{work}/s.db") == []
+    with pytest.raises(lib.HpoError, match="a study name must be"):  # the library's one rule
+        lib.create_study(space={"x": lib.Float(0, 1)}, name=name)
+
+
+def test_the_closing_hint_works_as_printed_and_reads_create_no_store(work: Path) -> None:
+    out = hpo(
+        "run", "--space", "toy.yaml", "--objective", "myobj:quadratic", "--strategy", "random",
+        "--trials", "2", "--study", "h", "--storage", "sqlite:///other.db", cwd=work,
+    )  # fmt: skip
+    hint = next(ln for ln in out.stdout.splitlines() if ln.startswith("reopen with:"))
+    show_cmd = hint.split("reopen with: ", 1)[1].split("   ·   ")[0].split()
+    assert show_cmd == ["hpo", "show", "h", "--storage", "sqlite:///other.db"]
+    assert "h: 2 trials" in hpo(*show_cmd[1:], cwd=work).stdout
+    best_cmd = hint.split("best params: ", 1)[1].split()
+    assert best_cmd == ["hpo", "best", "h", "--storage", "sqlite:///other.db"]
+    hpo(*best_cmd[1:], cwd=work)
+    # a read command on a store that is not there says so, and makes none
+    for cmd in (["show", "h"], ["best", "h"], ["delete", "h", "--yes"], ["mlflow-sync", "h"]):
+        proc = hpo(*cmd, cwd=work, check=False)
+        assert proc.returncode == 2 and "no study store at 'hpo.db'" in proc.stderr, proc.stderr
+    proc = hpo("plot", "h", "--kind", "history", "-o", "h.png", cwd=work, check=False)
+    assert proc.returncode == 2 and "no study store at 'hpo.db'" in proc.stderr, proc.stderr
+    assert "no studies" in hpo("studies", cwd=work).stdout
+    assert json.loads(hpo("studies", "--json", cwd=work).stdout) == []
+    assert not (work / "hpo.db").exists()
+
+
+def test_cuda_without_cuda_is_refused_at_start(work: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    space = yaml.safe_load(
+        (Path(__file__).parents[1] / "search_spaces" / "mlp_mnist.yaml").read_text()
+    )
+    (work / "mlp.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
+    for device in ("cuda", "cuda:1"):
+        proc = hpo("run", "--space", "mlp.yaml", "--device", device, cwd=work, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        assert f"error: --device {device}: CUDA is not available on this machine" in proc.stderr
+    proc = hpo("run", "--space", "mlp.yaml", "--device", "gpu", cwd=work, check=False)
+    assert proc.returncode == 2 and "--device must be cpu, cuda or cuda:N" in proc.stderr
+    assert not (work / "hpo.db").exists()  # nothing stored
+
+
+def test_version_bare_hpo_and_declined_delete(work: Path) -> None:
+    import hpo as lib
+
+    out = hpo("--version", cwd=work)
+    assert out.stdout.strip() == f"hpo {lib.__version__}"
+    bare = hpo(cwd=work)  # help, not `error:  (see hpo --help)`
+    assert "Usage: hpo" in bare.stdout and "error" not in bare.stderr
+    hpo("run", "--space", "toy.yaml", "--objective", "myobj:quadratic", "--trials", "1",
+        "--study", "d", cwd=work)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(work)}
+    proc = subprocess.run(
+        [*HPO, "delete", "d"], cwd=work, input="n\n", capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0 and "not deleted" in proc.stdout, proc.stderr
+    assert json.loads(hpo("studies", "--json", cwd=work).stdout)[0]["name"] == "d"
+
+
+def test_show_one_trial_with_its_traceback_and_where_it_ran(work: Path) -> None:
+    import socket
+
+    hpo(
+        "run", "--space", "toy.yaml", "--objective", "myobj:quadratic", "--strategy", "grid",
+        "--trials", "10", "--study", "g", cwd=work,
+    )  # fmt: skip
+    shown = json.loads(hpo("show", "g", "--json", cwd=work).stdout)["trials"]
+    failed = next(t for t in shown if t["state"] == "failed")
+    out = hpo("show", "g", "--trial", str(failed["number"]), cwd=work).stdout
+    assert out.startswith(f"trial {failed['number']}: failed\n")
+    assert "error: RuntimeError: crash in the objective" in out
+    assert "traceback:" in out and 'raise RuntimeError("crash in the objective")' in out
+    assert "x: 1" in out and f"host: {socket.gethostname()}" in out
+    one = json.loads(hpo("show", "g", "--trial", "0", "--json", cwd=work).stdout)
+    assert one["number"] == 0 and one["state"] == "complete" and one["traceback"] is None
+    proc = hpo("show", "g", "--trial", "99", cwd=work, check=False)
+    assert proc.returncode == 2 and "has no trial 99 (its trials are 0-9)" in proc.stderr
+    table = hpo("show", "g", cwd=work).stdout
+    header = next(ln for ln in table.splitlines() if "state" in ln and "value" in ln)
+    assert all(col in header for col in ("host", "node", "device"))
+    assert socket.gethostname() in table
