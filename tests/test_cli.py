@@ -529,3 +529,19 @@ def test_show_one_trial_with_its_traceback_and_where_it_ran(work: Path) -> None:
     header = next(ln for ln in table.splitlines() if "state" in ln and "value" in ln)
     assert all(col in header for col in ("host", "node", "device"))
     assert socket.gethostname() in table
+
+
+def test_a_huge_grid_runs_at_once_and_warns(work: Path) -> None:
+    """12 params x 5 values = 244 million points: the old grid made them all before its
+    first trial (and the OOM killer ended it). Now three trials run, after a warning."""
+    params = {f"p{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(12)}
+    params["x"] = params.pop("p0")
+    (work / "big.yaml").write_text(yaml.safe_dump({"params": params}))
+    (work / "bigobj.py").write_text("def f(trial):\n    return trial.params['x']\n")
+    out = hpo(
+        "run", "--space", "big.yaml", "--objective", "bigobj:f", "--strategy", "grid",
+        "--trials", "3", "--study", "big", cwd=work, timeout=60,
+    )  # fmt: skip
+    assert "the grid holds 244,140,625 points but only 3 trial(s) are left" in out.stdout
+    shown = json.loads(hpo("show", "big", "--json", cwd=work).stdout)["trials"]
+    assert len(shown) == 3 and {t["state"] for t in shown} == {"complete"}

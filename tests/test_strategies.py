@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 import pytest
@@ -128,6 +129,18 @@ def test_grid_hands_out_interrupted_points_again() -> None:
     )
     study.optimize(lambda t: 1.0)
     assert [t.params["a"] for t in study.trials] == [1, 1, 2, 3]
+
+
+def test_grid_of_a_huge_space_starts_at_once() -> None:
+    """mlp_mnist's grid: the first trials come at once and in grid order, and the strategy
+    says how big the grid is (the CLI warns when it dwarfs the budget)."""
+    space = hpo.load_space("mlp_mnist")
+    study = hpo.create_study(space=space, strategy="grid")
+    t0 = time.perf_counter()
+    study.optimize(lambda t: 1.0, n_trials=3)
+    assert time.perf_counter() - t0 < 5
+    assert [dict(t.params) for t in study.trials] == list(itertools.islice(space.grid(5), 3))
+    assert study.strategy.size(space) == 260_400_000  # type: ignore[attr-defined]
 
 
 def test_random_is_reproducible_per_trial_number() -> None:

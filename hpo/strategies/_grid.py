@@ -8,6 +8,7 @@ import numpy as np
 
 from hpo.exceptions import SearchExhausted, StrategyError
 from hpo.space import SearchSpace
+from hpo.space._space import GridIndex
 from hpo.strategies._base import Strategy
 from hpo.trial import Direction, FrozenTrial
 
@@ -26,6 +27,9 @@ class GridStrategy(Strategy):
     choices. Conditional parameters are only combined where they are active, so no point is
     repeated for the sake of an inactive parameter.
 
+    The grid is numbered, never made (see :class:`hpo.space._space.GridIndex`): a grid of
+    10^8 points costs no more memory than one of ten. :meth:`size` counts it.
+
     A point is handed out once: trial ``n`` takes the first point that no earlier trial holds.
     Because the store only accepts trial ``n`` after it has every trial before ``n`` (see
     ``Study.ask``), two processes can never hold the same point. A point whose trial was
@@ -39,16 +43,21 @@ class GridStrategy(Strategy):
         if isinstance(points, bool) or not isinstance(points, int) or points < 2:
             raise StrategyError(f"grid option `points` must be an integer >= 2, got {points!r}.")
         self.points = points
-        self._cache: tuple[int, list[dict[str, Any]]] | None = None
+        # The index of the last space seen: a cache the space rebuilds, not search state.
+        self._cache: tuple[int, GridIndex] | None = None
 
     def options(self) -> dict[str, Any]:
         return {"points": self.points}
 
-    def _grid(self, space: SearchSpace) -> list[dict[str, Any]]:
+    def _grid(self, space: SearchSpace) -> GridIndex:
         sig = hash(space)
         if self._cache is None or self._cache[0] != sig:
-            self._cache = (sig, list(space.grid(self.points)))
+            self._cache = (sig, GridIndex(space, self.points))
         return self._cache[1]
+
+    def size(self, space: SearchSpace) -> int:
+        """How many points the grid of ``space`` holds (counted, not made)."""
+        return self._grid(space).size
 
     def propose(
         self,
@@ -60,8 +69,17 @@ class GridStrategy(Strategy):
         seed: int,
         rng: np.random.Generator,
     ) -> Mapping[str, Any]:
-        taken = {_key(t.params) for t in trials if not t.interrupted}
-        for point in self._grid(space):
-            if _key(point) not in taken:
-                return point
-        raise SearchExhausted(f"the grid of {len(self._grid(space))} points is exhausted.")
+        # The grid is never made whole (issue 17): the taken points are turned into indices,
+        # and the first index no trial holds is turned into a point.
+        grid = self._grid(space)
+        held = [t.params for t in trials if not t.interrupted]
+        taken = {_key(p) for p in held}
+        taken_at = {i for i in map(grid.index, held) if i is not None}
+        i = 0
+        while i < grid.size:
+            if i not in taken_at:
+                point = grid.point(i)
+                if _key(point) not in taken:
+                    return point
+            i += 1
+        raise SearchExhausted(f"the grid of {grid.size} points is exhausted.")
