@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as _dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,6 +159,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def fail_stale_trials(self, study_id: int, older_than: _dt.datetime) -> list[int]:
         """Fail RUNNING trials whose last heartbeat is before ``older_than``; their numbers."""
+
+    def proposal_lock(
+        self, study_id: int, *, timeout: float
+    ) -> contextlib.AbstractContextManager[None]:
+        """Take the study's turn to propose: held by one caller at a time, across threads,
+        processes and machines, and let go when its holder dies. ``Study.ask`` holds it from
+        reading the history to adding the trial. After ``timeout`` seconds of waiting (a
+        holder that hangs), it goes on without the turn: correctness never depends on it,
+        only the cost of a lost race. The default takes no turn."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import importlib.util
+import logging
+import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -24,6 +27,8 @@ from hpo.storage._schema import studies, trial_values, trials
 from hpo.trial import Direction, FrozenTrial, TrialState
 
 __all__ = ["SQLStore", "mask_url", "utcnow"]
+
+log = logging.getLogger("hpo")
 
 _URL_HELP = "use sqlite:///path/to/file.db or postgresql://user@host:5432/dbname"
 
@@ -59,6 +64,44 @@ def _sqlite_path(url: str) -> str | None:
     if rest in {"", "/", "/:memory:"}:
         return None
     return rest[1:] if rest.startswith("/") else rest
+
+
+# The advisory-lock space of hpo's proposal turns (two int4 keys: this class, the study id).
+_LOCK_CLASS = 0x68706F  # "hpo"
+
+
+@contextlib.contextmanager
+def _file_turn(path: str | None, timeout: float) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``, waited for up to ``timeout`` seconds."""
+    try:
+        import fcntl
+    except ImportError:  # not on a POSIX system: no turn
+        yield
+        return
+    fd = None
+    if path is not None:
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY)
+    try:
+        if fd is not None:
+            deadline = time.monotonic() + timeout
+            delay = 0.001
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        log.warning("proposing without the study's turn: %s is locked", path)
+                        os.close(fd)
+                        fd = None
+                        break
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.01)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # closing the file lets go of the lock
 
 
 @contextlib.contextmanager
@@ -102,6 +145,7 @@ class SQLStore(Store):
             )
             # One shared in-memory connection: serialise threads on it.
             self._lock = threading.RLock()
+            self._propose_lock = threading.Lock()
             self._setup_sqlite(self._engine)
         else:
             self.url = _normalise_url(url)
@@ -158,6 +202,48 @@ class SQLStore(Store):
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @contextlib.contextmanager
+    def proposal_lock(self, study_id: int, *, timeout: float) -> Iterator[None]:
+        """PostgreSQL: a transaction-level advisory lock on a connection of its own (the
+        server lets go when the holder's connection drops). A SQLite file: ``flock`` on the
+        database file (independent of SQLite's own POSIX locks; the kernel lets go when the
+        holder dies). In-memory SQLite: a lock of this process."""
+        if self.url.startswith("postgresql"):
+            with self._pg_turn(study_id, timeout):
+                yield
+        elif self._lock is not None:  # in memory: one process
+            with self._propose_lock:
+                yield
+        else:
+            with _file_turn(_sqlite_path(self.url), timeout):
+                yield
+
+    @contextlib.contextmanager
+    def _pg_turn(self, study_id: int, timeout: float) -> Iterator[None]:
+        conn = None
+        try:
+            with _errors(self.url, "wait for the turn to propose"):
+                conn = self._engine.connect()
+                conn.begin()
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout * 1000)}")
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:k1, :k2)"),
+                    {"k1": _LOCK_CLASS, "k2": study_id},
+                )
+        except StorageError as e:  # a holder that hangs: go on without the turn
+            log.warning("proposing without the study's turn: %s", e)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            conn = None
+        try:
+            yield
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.rollback()  # ends the transaction: the lock goes with it
+                conn.close()
 
     # -- studies -------------------------------------------------------------------------
     @staticmethod
