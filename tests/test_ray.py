@@ -163,12 +163,43 @@ def test_in_memory_study_is_refused_before_ray_starts() -> None:
     assert study.trials == []
 
 
-def test_bad_cluster_settings_fail_fast_and_store_nothing(workdir: Path, tmp_path: Path) -> None:
-    """A dead or malformed address, a GPU index a Ray trial cannot see, or a GPU device
-    without a GPU request: one line, exit 2, within seconds (Ray alone retries a dead address
-    for minutes), and no study stored."""
+@pytest.fixture
+def web_server() -> Iterator[int]:
+    """A plain HTTP server on a free loopback port: something listens, but no Ray head."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: _listening(port), 30, "the web server")
+        yield port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_bad_cluster_settings_fail_fast_and_store_nothing(
+    workdir: Path, tmp_path: Path, web_server: int
+) -> None:
+    """A dead or malformed address, a port where a web server listens (Ray hung on it for
+    minutes: issue 17), a GPU index a Ray trial cannot see, or a GPU device without a GPU
+    request: one line, exit 2, within seconds (Ray alone retries a dead address for
+    minutes), and no study stored."""
     url = f"sqlite:///{tmp_path}/hpo.db"
     cases = [
+        (["--ray-address", f"127.0.0.1:{web_server}"], "but it is not a Ray head"),
+        (["--ray-address", f"ray://127.0.0.1:{web_server}"], "but it is not a Ray head"),
         (["--ray-address", "127.0.0.1:1"], "nothing answers at 127.0.0.1:1"),
         (["--ray-address", "ray://127.0.0.1:1"], "nothing answers at 127.0.0.1:1"),
         (["--ray-address", "http://head:6379"], "must be auto, HOST:PORT"),
@@ -271,6 +302,8 @@ def test_gpu_request_beyond_the_machine_fails_at_start(
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and r.stderr.strip().endswith(errors[0]), r.stderr
     assert time.monotonic() - t0 < 90
+    # refused after Ray started, but no empty study is left behind (issue 17)
+    assert hpo.list_studies(storage=f"sqlite:///{tmp_path}/hpo.db") == []
 
 
 def test_ctrl_c_interrupts_running_trials_and_stops_ray(
@@ -410,6 +443,26 @@ def test_gpu_trials_run_on_the_gpu_they_were_given(
     )  # fmt: skip
     assert r.returncode == 2
     assert "asks for 3 GPU(s), but no node of the Ray cluster has that many (most: 2" in r.stderr
+    assert "too-big" not in {s.study.name for s in hpo.list_studies(storage=postgres_url)}
+
+
+def test_a_client_port_without_ray_scheme_is_refused_and_stores_nothing(
+    cluster: tuple[RayCluster, MlflowServer], workdir: Path, postgres_url: str
+) -> None:
+    """The head's client port (10001) given as HOST:PORT, without ray://: refused at start,
+    and the study it was about to run is not left behind empty (issue 17)."""
+    ray_cluster, _ = cluster
+    t0 = time.monotonic()
+    r = _hpo_run(
+        ray_cluster.ns, ray_cluster.env, workdir, "objectives:sleepy", "--space",
+        str(workdir / "space.yaml"), "--study", "client-port", "--storage",
+        socket_url(postgres_url), "--no-mlflow", "--ray-address", "127.0.0.1:10001",
+        timeout=240,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("error:")], r.stderr
+    assert "client-port" not in {s.study.name for s in hpo.list_studies(storage=postgres_url)}
+    assert time.monotonic() - t0 < 120
 
 
 def test_sqlite_is_refused_when_nodes_are_on_other_machines(
@@ -517,3 +570,42 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_trials(
         assert (dict(trials[number].params), trials[number].value) == (params, value)
     interrupted = [t for t in trials if t.interrupted]
     assert interrupted and all("stopped" in (t.error or "") for t in interrupted)
+
+
+def test_a_driver_killed_during_the_last_trials_resumes_them(
+    cluster: tuple[RayCluster, MlflowServer], workdir: Path, postgres_url: str
+) -> None:
+    """kill -9 while the study's last trials run on Ray: the rerun marks them interrupted
+    before it counts and runs them again (it said `already holds 4/4 trials; nothing to
+    run` and left them RUNNING for ever: issue 17)."""
+    ray_cluster, _ = cluster
+    name = "kill-driver-last"
+    args = _run_cmd(
+        "objectives:marked", "--space", str(workdir / "space.yaml"), "--trials", "4",
+        "--workers", "2", "--study", name, "--storage", socket_url(postgres_url),
+        "--no-mlflow", "--ray-address", ray_cluster.address,
+    )  # fmt: skip
+    env = {**ray_cluster.env, "HPO_TEST_NAP": "4"}
+    proc = subprocess.Popen(
+        ray_cluster.ns.cmd(args), env=env, cwd=workdir, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    pids = workdir / "pids"
+    _wait_for(lambda: (pids / f"{name}-3.pid").exists(), 180, "the last trial to start")
+    proc.kill()
+    proc.wait()
+    trials = hpo.load_study(name, storage=postgres_url).trials
+    assert len(trials) == 4 and any(t.state is TrialState.RUNNING for t in trials)
+
+    env["HPO_TEST_NAP"] = "0.5"
+    r = subprocess.run(
+        ray_cluster.ns.cmd(args), env=env, cwd=workdir, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "nothing to run" not in r.stdout and "resuming: " in r.stdout, r.stdout
+    trials = hpo.load_study(name, storage=postgres_url).trials
+    assert not [t for t in trials if t.state is TrialState.RUNNING]
+    counted = [t for t in trials if not t.interrupted]
+    assert len(counted) == 4 and all(t.state is TrialState.COMPLETE for t in counted)
+    assert [t for t in trials if t.interrupted]

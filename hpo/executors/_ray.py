@@ -481,20 +481,52 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+# HTTP/2's client connection preface and an empty SETTINGS frame: how a gRPC client opens.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
 def _probe(address: str, timeout: float = 5.0) -> None:
-    """Fail at once when nothing listens at the address: Ray itself retries a dead GCS
-    address for minutes before it gives up (14 min measured here)."""
+    """Fail at once when nothing listens at the address, or when what listens is no Ray
+    head: Ray itself retries a dead GCS address for minutes before it gives up (14 min
+    measured here), and hangs as long on a port where, say, a web server listens (issue 17).
+
+    Both of a head's ports (the GCS, and the client server behind ``ray://``) speak gRPC, so
+    they answer HTTP/2's connection preface with a SETTINGS frame; anything else does not.
+    """
     hp = _host_port(address)
     if hp is None:
         return
     try:
-        with socket.create_connection(hp, timeout=timeout):
-            pass
+        with socket.create_connection(hp, timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            reply = b""
+            try:
+                conn.sendall(_H2_PREFACE)
+                while len(reply) < 9:
+                    chunk = conn.recv(9 - len(reply))
+                    if not chunk:
+                        break
+                    reply += chunk
+            except TimeoutError:
+                pass
     except OSError as e:
         raise HpoError(
             f"cannot connect to the Ray cluster at {address!r}: nothing answers at "
             f"{hp[0]}:{hp[1]} ({e.strerror or type(e).__name__}); {_CLUSTER_HELP}."
         ) from None
+    if len(reply) < 9 or reply[3] != 0x04:  # byte 3 of a frame header: its type (4: SETTINGS)
+        heard = (
+            f"it answered {reply[:12].decode('latin-1')!r}..."
+            if reply.startswith(b"HTTP/")
+            else "it does not answer as a Ray head does"
+            if reply
+            else f"it sent nothing back within {timeout:g} s"
+        )
+        raise HpoError(
+            f"cannot connect to the Ray cluster at {address!r}: something listens at "
+            f"{hp[0]}:{hp[1]}, but it is not a Ray head ({heard}); give the head's GCS "
+            "port (6379 by default) or ray://HOST:10001."
+        )
 
 
 def _import_ray() -> Any:
