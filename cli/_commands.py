@@ -214,6 +214,7 @@ def run(
         start = time.monotonic()
         if progress:
             bar.start()
+        outcome = "FAILED"  # the study's MLflow parent run ends so (issue 17)
         try:
             study.optimize(
                 fn,
@@ -222,11 +223,17 @@ def run(
                 callbacks=[bar.on_trial] if progress else [],
                 executor=executor,
             )
+            outcome = "FINISHED"
+        except KeyboardInterrupt:
+            outcome = "KILLED"
+            raise
         finally:
             if progress:
                 bar.stop()
             if tracker is not None:
-                tracker.close(timeout=120)
+                tracker.close(timeout=120, status=outcome)
+                if executor is not None:  # the workers' trackers logged: end the study here
+                    tracker.end_study(study, outcome)
         con.print(f"finished in {time.monotonic() - start:.1f} s")
         if tracker is not None:
             _tracking_summary(con, study, tracker.uri, storage, mlflow_uri)
