@@ -30,7 +30,10 @@ RUN pip install "/src[postgres,ray]" && rm -rf /src
 FROM python:${PYTHON_VERSION}-slim
 LABEL org.opencontainers.image.title="hpo" \
       org.opencontainers.image.description="hyperparameter optimisation for deep learning"
-RUN groupadd --gid 1000 hpo && useradd --uid 1000 --gid hpo --create-home hpo
+# /mlartifacts: MLflow's artifact store (docker-compose.yml mounts a named volume there,
+# which takes this folder's owner, so that the unprivileged user can write models to it).
+RUN groupadd --gid 1000 hpo && useradd --uid 1000 --gid hpo --create-home hpo \
+    && mkdir -p /mlartifacts && chown hpo:hpo /mlartifacts
 COPY --from=build /opt/hpo /opt/hpo
 ENV PATH=/opt/hpo/bin:$PATH \
     PYTHONUNBUFFERED=1 \

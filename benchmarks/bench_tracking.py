@@ -11,12 +11,22 @@ The cost is set against the wall time of one real default ``cnn_mnist`` trial on
 (measured here, same run), which gives the overhead in percent. Target: <= 5 %.
 
     .venv/bin/python benchmarks/bench_tracking.py --trials 20 --reps 5
+
+``--hung`` measures instead what a hung tracking server (every process of ``mlflow server``
+stopped with SIGSTOP: connections are accepted and never answered) costs a whole study: the
+wall time of the same study (trials of ``--trial-seconds`` each, close included) with tracking
+off, with tracking to the hung server, and with tracking to it while every trial waits for its
+logging as a Ray worker does. Target: within 10 % of tracking off (issue 17).
+
+    .venv/bin/python benchmarks/bench_tracking.py --hung --trials 20 --trial-seconds 0.5
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -25,6 +35,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import hpo
 from hpo.tracking import MlflowTracker
@@ -123,6 +134,7 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its uvicorn worker and job runners stop (and hang) with it
     )
     for _ in range(400):
         try:
@@ -134,14 +146,97 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("mlflow server did not start")
 
 
+def _group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    _group(proc, signal.SIGCONT)
+    _group(proc, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=20)
+    _group(proc, signal.SIGKILL)
+
+
+def hung_study(
+    tracker: MlflowTracker | None, n: int, seconds: float, storage: str, name: str, flush: bool
+) -> float:
+    """Wall time of a study of ``n`` trials of ``seconds`` each, the tracker closed at the end
+    (what ``hpo run`` does). ``flush``: every trial waits for its logging (a Ray worker)."""
+
+    def objective(trial: hpo.Trial) -> float:
+        time.sleep(seconds)
+        return fake_objective(trial)
+
+    study = hpo.create_study(
+        space=hpo.load_space("cnn_mnist"),
+        strategy="random",
+        storage=storage,
+        name=name,
+        direction="maximize",
+        meta={"metric": "val_accuracy"},
+    )
+    if tracker is not None:
+        study.observers.append(tracker)
+    callbacks = [lambda s, t: tracker.flush()] if flush and tracker is not None else []
+    t0 = time.perf_counter()
+    study.optimize(objective, n_trials=n, callbacks=callbacks)
+    if tracker is not None:
+        tracker.close(timeout=120)
+    return time.perf_counter() - t0
+
+
+def hung(args: argparse.Namespace, root: Path) -> None:
+    proc, url = start_server(root)
+    storage = f"sqlite:///{root}/hpo.db"
+    try:
+        # warm-up with the server alive: MLflow's imports, the experiment
+        warm = MlflowTracker(url)
+        hung_study(warm, 2, 0.0, storage, "warm", False)
+        _group(proc, signal.SIGSTOP)
+        modes: dict[str, tuple[Any, bool]] = {
+            "tracking off": (lambda: None, False),
+            "hung server, in-process (background logging)": (lambda: MlflowTracker(url), False),
+            "hung server, every trial waits for its logging (a Ray worker)": (
+                lambda: MlflowTracker(url),
+                True,
+            ),
+        }
+        times: dict[str, list[float]] = {m: [] for m in modes}
+        for rep in range(args.reps):
+            for i, (mode, (make, flush)) in enumerate(modes.items()):
+                t = hung_study(
+                    make(), args.trials, args.trial_seconds, storage, f"h{rep}-{i}", flush
+                )
+                times[mode].append(t)
+    finally:
+        stop_server(proc)
+    off = statistics.median(times["tracking off"])
+    print(
+        f"\n{args.trials} trials of {args.trial_seconds} s per study, median of {args.reps}; "
+        "the tracking server stopped with SIGSTOP\n"
+    )
+    print("| mode | study wall time | vs tracking off |")
+    print("|---|---|---|")
+    for mode, ts in times.items():
+        t = statistics.median(ts)
+        print(f"| {mode} | {t:.2f} s | {100 * (t - off) / off:+.1f} % |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--reps", type=int, default=5, help="interleaved repetitions")
     ap.add_argument("--skip-cnn", action="store_true", help="do not time a real cnn trial")
+    ap.add_argument("--hung", action="store_true", help="a hung server against tracking off")
+    ap.add_argument("--trial-seconds", type=float, default=0.5, help="with --hung")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hpo-bench-tracking-"))
     os.chdir(root)
+    if args.hung:
+        hung(args, root)
+        return
     proc, url = start_server(root)
     modes = {
         "tracking off": lambda: None,
@@ -160,7 +255,7 @@ def main() -> None:
             for i, name in enumerate(names):
                 times[name].append(per_trial(modes[name](), args.trials, storage, f"r{rep}-{i}"))
     finally:
-        proc.terminate()
+        stop_server(proc)
     off = statistics.median(times["tracking off"])
     rows = [(m, statistics.median(ts), statistics.median(ts) - off) for m, ts in times.items()]
     cnn = None if args.skip_cnn else cnn_trial_seconds()

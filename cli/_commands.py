@@ -308,6 +308,7 @@ def _run_study(
     start = time.monotonic()
     if progress:
         bar.start()
+    outcome = "FAILED"  # how the study's MLflow parent run ends (issue 17)
     try:
         study.optimize(
             fn,
@@ -316,11 +317,17 @@ def _run_study(
             callbacks=[bar.on_trial] if progress else [],
             executor=executor,
         )
+        outcome = "FINISHED"
+    except KeyboardInterrupt:
+        outcome = "KILLED"
+        raise
     finally:
         if progress:
             bar.stop()
         if tracker is not None:
-            tracker.close(timeout=120)
+            tracker.close(timeout=120, status=outcome)
+            if executor is not None:  # the workers' trackers logged: end the study here
+                tracker.end_study(study, outcome)
     con.print(f"finished in {time.monotonic() - start:.1f} s")
     if tracker is not None:
         _tracking_summary(con, study, tracker.uri, storage, mlflow_uri)

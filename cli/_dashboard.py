@@ -25,6 +25,11 @@ def dashboard(
         help="Writes (create, ask, tell, report) need 'Authorization: Bearer TOKEN'.",
         show_default=False,
     ),
+    token_reads: bool = typer.Option(
+        False,
+        "--token-reads",
+        help="Reads need the token too (the page asks for it): for servers on shared networks.",
+    ),
     mlflow_ui: str = typer.Option(
         None,
         "--mlflow-ui",
@@ -44,7 +49,11 @@ def dashboard(
     def ready(address: str) -> None:
         from hpo.storage import mask_url
 
-        auth = "writes need the token" if token else "no token: writes are open to this machine"
+        auth = (
+            ("reads and writes need the token" if token_reads else "writes need the token")
+            if token
+            else "no token: writes are open to this machine"
+        )
         typer.echo(f"hpo dashboard on {address}/  ·  API schema {address}/openapi.json")
         typer.echo(f"store {mask_url(url)}  ·  {auth}  ·  Ctrl-C to stop")
         sys.stdout.flush()
@@ -54,6 +63,7 @@ def dashboard(
         host=host,
         port=port,
         token=token,
+        token_reads=token_reads,
         mlflow_ui=mlflow_ui,
         poll_interval=poll,
         on_ready=ready,

@@ -29,7 +29,7 @@ from hpo.exceptions import (
 )
 from hpo.pruners import BasePruner, Pruner, epoch_budget, get_pruner
 from hpo.space import Param, SearchSpace, load_space
-from hpo.storage import Store, StudyRecord, StudySummary, get_store
+from hpo.storage import Store, StudyRecord, StudySummary, get_store, mask_url
 from hpo.strategies import Strategy, get_strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
 from hpo.trial._trial import Trial, check_value
@@ -141,7 +141,7 @@ class Study:
     def __repr__(self) -> str:
         return (
             f"Study(name={self.name!r}, strategy={self.strategy.name!r}, "
-            f"direction={self.direction.value!r}, storage={self.storage_url!r})"
+            f"direction={self.direction.value!r}, storage={mask_url(self.storage_url)!r})"
         )
 
     # -- reading -------------------------------------------------------------------------
@@ -685,7 +685,7 @@ def create_study(
     except DuplicatedStudyError:
         if not load_if_exists:
             raise DuplicatedStudyError(
-                f"a study named {name!r} already exists in {store.url}; "
+                f"a study named {name!r} already exists in {mask_url(store.url)}; "
                 "pass load_if_exists=True (the CLI resumes it with the same --study) "
                 "or choose another name."
             ) from None

@@ -3,11 +3,14 @@ Python client, curl-like raw requests, and a schemathesis fuzz of its live OpenA
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -540,3 +543,234 @@ def _fuzz(server: Server) -> None:
         run()
     assert not failures, failures
     assert calls.get(2, 0) >= 20 and calls.get(4, 0) >= 20, calls  # both paths were exercised
+
+
+# -- hostile requests and the headers (issue 17) -------------------------------------------------
+
+
+def _raw(server: Server, head: str, body: bytes = b"", wait: float = 10.0) -> tuple[int, bytes]:
+    """Send ``head`` (request line and headers) and ``body`` over a socket, as they are; the
+    answer's status and the whole of what came back within ``wait`` seconds."""
+    host, port = urllib.parse.urlsplit(server.url).netloc.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        got = b""
+        try:
+            while b"\r\n\r\n" not in got or len(got) < got.index(b"\r\n\r\n") + 40:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except TimeoutError:
+            pass
+    return int(got.split(b" ", 2)[1]), got
+
+
+def test_a_big_body_is_refused_before_it_is_read(store_url: str) -> None:
+    """The token is checked, and the declared size, before the body is read: the answers
+    come while the client has sent 1 kB of a declared 100 MB. A body with no length is cut
+    off at the limit (1 MiB)."""
+    with running_server(store_url, env={"HPO_TOKEN": TOKEN}) as server:
+        port = server.url.rsplit(":", 1)[1]
+        head = (
+            f"POST /api/studies HTTP/1.1\nHost: 127.0.0.1:{port}\n"
+            f"Content-Type: application/json\nContent-Length: {100 << 20}\n"
+        )
+        start = time.monotonic()
+        status, answer = _raw(server, head, b"x" * 1024)
+        assert status == 401 and b"needs a token" in answer
+        status, answer = _raw(server, head + f"Authorization: Bearer {TOKEN}\n", b"x" * 1024)
+        assert status == 413 and b"over the limit of 1048576 bytes" in answer
+        assert time.monotonic() - start < 10
+        chunked = (
+            f"POST /api/studies/demo/ask HTTP/1.1\nHost: 127.0.0.1:{port}\n"
+            f"Authorization: Bearer {TOKEN}\nTransfer-Encoding: chunked\n"
+        )
+        piece = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+        status, _ = _raw(server, chunked, piece * 17)  # 1.06 MiB and more to come
+        assert status == 413
+        # ... and a body under the limit that makes a long error gets a short one
+        params = {f"p{i}": 1 for i in range(40_000)}
+        got, _, answer = call(
+            server,
+            "POST",
+            "/api/studies/demo/ask",
+            {"params": params},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert got == 422 and len(answer["detail"]) <= 1000, len(answer["detail"])
+
+
+def test_the_password_of_the_store_never_reaches_a_client(postgres_url: str) -> None:
+    """On a PostgreSQL URL with a password (trust auth takes any), no answer — 409, 404, 422,
+    405, 503 (the database gone, behind a proxy that is then closed) — nor the server's
+    output holds it, raw or percent-encoded."""
+    secret = "pw-S3cr@t!"
+    quoted = urllib.parse.quote(secret, safe="")
+    user, rest = postgres_url.split("://", 1)[1].split("@", 1)
+    hostport, db = rest.split("/", 1)
+    proxy = _Proxy(*hostport.rsplit(":", 1))
+    url = f"postgresql://{user}:{quoted}@127.0.0.1:{proxy.port}/{db}"
+    fill_study(url, "demo", n_trials=3)
+    seen: list[str] = []
+    try:
+        with running_server(url) as server:
+            body = {"space": SPACE.to_dict(), "name": "demo"}
+            answers = [
+                call(server, "POST", "/api/studies", body),
+                call(server, "GET", "/api/studies/missing"),
+                call(server, "POST", "/api/studies/demo/ask", {"params": {"lr": 9.0}}),
+                call(server, "PUT", "/api/studies"),
+                call(server, "GET", "/api/config"),
+            ]
+            assert [a[0] for a in answers] == [409, 404, 422, 405, 200]
+            assert "already exists in postgresql" in answers[0][2]["detail"]
+            proxy.close()  # the database is gone
+            answers.append(call(server, "GET", "/api/studies/demo/trials"))
+            assert answers[-1][0] == 503, answers[-1]
+            seen = [json.dumps(a[2]) + json.dumps(a[1]) for a in answers]
+            time.sleep(0.5)
+            seen += server.output
+    finally:
+        proxy.close()
+    text = "\n".join(seen)
+    assert "***@127.0.0.1" in text
+    assert secret not in text and quoted not in text and "S3cr" not in text
+
+
+class _Proxy:
+    """A TCP proxy to the PostgreSQL server that can be closed: the database goes away."""
+
+    def __init__(self, host: str, port: str) -> None:
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while self.open:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.open = False
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() that blocks
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        for s in self.conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+def test_token_reads_protects_the_reads_and_the_schema_says_so(store_url: str) -> None:
+    with running_server(store_url, "--token-reads", env={"HPO_TOKEN": TOKEN}) as server:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        for path in ("/api/studies", "/api/studies/demo", "/api/studies/demo/trials"):
+            got, headers, answer = call(server, "GET", path)
+            assert got == 401 and "writes and reads" in answer["detail"], (path, answer)
+            assert headers.get("www-authenticate") == "Bearer"
+            assert call(server, "GET", path, headers=auth)[0] == 200
+        assert call(server, "GET", "/api/studies/demo/plots/history", headers=auth)[0] == 200
+        assert call(server, "GET", "/api/config")[2]["token_reads"] is True  # the page asks
+        with urllib.request.urlopen(server.url + "/", timeout=30) as r:
+            assert r.status == 200  # the page holds no data
+        assert Client(server.url, token=TOKEN).load_study("demo").trials
+        schema = server.get("/openapi.json")
+        assert isinstance(schema, dict)
+        ops = schema["paths"]
+        assert ops["/api/studies/{name}/trials"]["get"]["security"] == [{"HTTPBearer": []}]
+        assert ops["/api/studies/{name}/ask"]["post"]["security"] == [{"HTTPBearer": []}]
+        assert "security" not in ops["/api/config"]["get"]
+
+
+def test_without_a_token_the_schema_declares_no_auth(server: Server) -> None:
+    schema = server.get("/openapi.json")
+    assert isinstance(schema, dict)
+    assert "securitySchemes" not in schema.get("components", {})
+    assert all("security" not in op for ops in schema["paths"].values() for op in ops.values())
+
+
+def test_security_headers(server: Server) -> None:
+    with urllib.request.urlopen(server.url + "/", timeout=30) as r:
+        page = dict(r.headers)
+    csp = page["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert page["x-frame-options"] == "DENY" and page["x-content-type-options"] == "nosniff"
+    _, api, _ = call(server, "GET", "/api/studies")
+    assert (
+        api["x-content-type-options"] == "nosniff"
+        and "frame-ancestors" in api["content-security-policy"]
+    )
+
+
+def test_parse_failures_are_422_and_a_wrong_method_names_the_allowed_ones(server: Server) -> None:
+    got, _, answer = call(server, "POST", "/api/studies", raw=b'{"space": "\xff"}')
+    assert got == 422 and answer["error"] == "ValidationError"
+    for method in ("OPTIONS", "PUT", "DELETE"):
+        got, headers, answer = call(server, method, "/api/studies")
+        assert got == 405 and headers["allow"] == "GET, POST", (method, headers)
+        assert answer["error"] == "MethodNotAllowed"
+    got, headers, _ = call(server, "OPTIONS", "/api/studies/demo/trials")
+    assert got == 405 and headers["allow"] == "GET"
+
+
+NAMES = ["a/b", "runs/2024/lr sweep", "x?y#z", "100%", "ü:ñ+é", "it's"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_any_stored_name_opens(server: Server, store_url: str, name: str) -> None:
+    """Names made in Python (or before the name rule) open over the API, percent-encoded as
+    one path segment; the Python client encodes them so."""
+    study = hpo.create_study(space=SPACE, strategy="random", storage=store_url, name=name)
+    study.tell(study.ask(), 1.0)
+    q = urllib.parse.quote(name, safe="")
+    got, _, detail = call(server, "GET", f"/api/studies/{q}")
+    assert got == 200 and detail["name"] == name
+    got, _, trials = call(server, "GET", f"/api/studies/{q}/trials?attrs=false")
+    assert got == 200 and len(trials) == 1
+    assert call(server, "GET", f"/api/studies/{q}/trials/0")[0] == 200
+    assert call(server, "GET", f"/api/studies/{q}/plots?kind=history")[0] == 200
+    got, _, asked = call(server, "POST", f"/api/studies/{q}/ask")
+    assert got == 201 and asked["study"] == name
+    remote = Client(server.url).load_study(name)
+    assert len(remote.trials) == 2
+    got, _, answer = call(server, "GET", f"/api/studies/{q}x")
+    assert got == 404 and f"no study named {name + 'x'!r}" in answer["detail"]
+
+
+def test_compare_of_many_trials_asks_with_ranges(server: Server, store_url: str) -> None:
+    study = hpo.create_study(space=SPACE, strategy="random", storage=store_url, name="many")
+    for i in range(150):
+        t = study.ask()
+        t.report(float(i), 1)
+        study.tell(t, float(i))
+    got, _, fig = call(
+        server,
+        "GET",
+        "/api/studies/many/plots/curves?only_highlighted=true&highlight_ranges=0-139,149",
+    )
+    assert got == 200 and len(fig["data"]) == 141
+    got, _, answer = call(server, "GET", "/api/studies/many/plots/curves?highlight_ranges=9-1")
+    assert got == 422 and "reversed" in answer["detail"]

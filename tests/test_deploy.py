@@ -172,6 +172,83 @@ def test_only_the_dashboard_and_ray_client_are_published_on_loopback() -> None:
     assert gpu["capabilities"] == ["gpu"]
 
 
+# -- issue 17, item 18 --------------------------------------------------------------------
+
+
+def test_a_cpu_worker_variant_and_workers_wait_for_a_healthy_head() -> None:
+    services = _compose()["services"]
+    gpu, cpu = services["ray-worker"], services["ray-worker-cpu"]
+    assert gpu["profiles"] == ["gpu"] and cpu["profiles"] == ["cpu"]
+    assert "deploy" not in cpu  # runs where there is no NVIDIA device
+    assert cpu["command"] == gpu["command"] and cpu["environment"] == gpu["environment"]
+    for worker in (gpu, cpu):
+        assert worker["depends_on"] == {"ray-head": {"condition": "service_healthy"}}
+    assert services["ray-head"]["healthcheck"]["test"][1:3] == ["ray", "health-check"]
+    assert _dotenv(ENV_EXAMPLE)["COMPOSE_PROFILES"] == "gpu"
+    layered = _multihost()["services"]
+    assert layered["ray-worker-cpu"] == layered["ray-worker"]  # host networking for both
+
+
+def test_no_password_on_a_command_line() -> None:
+    """A command line is visible to every user of the host (ps) and in `docker inspect`."""
+    env = _dotenv(ENV_EXAMPLE)
+    secret = env["POSTGRES_PASSWORD"]
+    layered = {f"{n} (multihost)": svc for n, svc in _multihost()["services"].items()}
+    for name, svc in {**_compose()["services"], **layered}.items():
+        for part in [*(svc.get("command") or []), *svc.get("healthcheck", {}).get("test", [])]:
+            assert secret not in str(part), name
+    mlflow = _compose()["services"]["mlflow"]
+    assert mlflow["environment"]["PGPASSWORD"] == secret  # where libpq takes it from
+    uri = _flag(mlflow["command"], "--backend-store-uri")
+    assert uri == f"postgresql+psycopg://{env['POSTGRES_USER']}@postgres:5432/{env['MLFLOW_DB']}"
+
+
+def test_the_artifacts_volume_is_writable_by_the_image_user() -> None:
+    """A new named volume takes the owner of the image's folder at its mount point: the
+    final image makes MLflow's artifact folder and gives it to the user it runs as."""
+    text = (ROOT / "Dockerfile").read_text()
+    final = re.split(r"^FROM ", text, flags=re.M)[-1]
+    user = re.search(r"^USER (\w+)", final, flags=re.M)
+    assert user is not None
+    mlflow = _compose()["services"]["mlflow"]
+    target = _flag(mlflow["command"], "--artifacts-destination")
+    assert f"mlartifacts:{target}" in mlflow["volumes"]  # a named volume, not a bind mount
+    made = re.search(rf"mkdir -p {re.escape(target)} && chown (\w+):\w+ {re.escape(target)}", final)
+    assert made is not None and made.group(1) == user.group(1)
+    assert final.index(made.group(0)) < final.index(f"USER {user.group(1)}")
+
+
+def test_postgres_is_ready_only_over_tcp_with_both_databases(postgres_url: str) -> None:
+    """The postgres healthcheck, run as it is against this machine's PostgreSQL (over TCP on
+    127.0.0.1, as in the container): not ready while MLflow's database is missing, ready
+    once the init script has made it."""
+    import psycopg
+    from conftest import _admin_conninfo
+
+    test = _compose()["services"]["postgres"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and "-h 127.0.0.1" in test[1]  # TCP, not the socket
+    mlflow_db = f"mlflow_ready_{secrets.token_hex(3)}"
+    env = {
+        **os.environ,
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_PASSWORD": "any",  # trust auth here
+        "POSTGRES_DB": postgres_url.rsplit("/", 1)[1].split("?")[0],
+        "MLFLOW_DB": mlflow_db,
+    }
+
+    def ready() -> bool:
+        return subprocess.run(["sh", "-c", test[1]], env=env, capture_output=True).returncode == 0
+
+    assert not ready()
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{mlflow_db}"')
+    try:
+        assert ready()
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{mlflow_db}"')
+
+
 def _flag(command: list[str], flag: str) -> str:
     return command[command.index(flag) + 1]
 
@@ -204,15 +281,19 @@ def test_every_command_and_environment_variable_exists_in_the_real_clis() -> Non
         with pytest.raises(Exception, match="No such option"):  # the parse is strict
             _parse(clis[program], bad)
     for name, svc in {**services, **layered}.items():
-        command = svc.get("command")
-        if command is None:
-            continue
-        program, args = command[0], command[1:]
-        assert program in clis, f"{name}: unexpected program {program}"
-        try:
-            _parse(clis[program], args)
-        except Exception as e:  # click's and Typer's UsageError alike
-            raise AssertionError(f"service {name}: `{' '.join(command)}` is invalid: {e}") from e
+        check = svc.get("healthcheck", {}).get("test", [])
+        commands = [svc.get("command"), check[1:] if check[:1] == ["CMD"] else None]
+        for command in commands:
+            if command is None or command[0] == "python":
+                continue
+            program, args = command[0], command[1:]
+            assert program in clis, f"{name}: unexpected program {program}"
+            try:
+                _parse(clis[program], args)
+            except Exception as e:  # click's and Typer's UsageError alike
+                raise AssertionError(
+                    f"service {name}: `{' '.join(command)}` is invalid: {e}"
+                ) from e
 
     # The environment hpo reads: HPO_STORAGE and MLFLOW_TRACKING_URI are `hpo run`'s
     # defaults; HPO_STORAGE and HPO_TOKEN are `hpo dashboard`'s.
@@ -382,10 +463,17 @@ def deployment(tmp_path: Path, _pg_reason: str | None) -> Iterator[dict[str, Any
     def healthy(name: str, timeout: float = 180) -> None:
         test = services[name]["healthcheck"]["test"]
         assert test[0] == "CMD"
+        program = PYTHON if test[1] == "python" else str(Path(PYTHON).with_name(test[1]))
+        svc_env = {
+            k: _localise(str(v), tmp_path)
+            for k, v in (services[name].get("environment") or {}).items()
+        }
+        check_env = {**os.environ, **svc_env, "RAY_TMPDIR": str(ray_tmp)}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             alive()
-            if subprocess.run(ns.cmd([PYTHON, *test[2:]]), capture_output=True).returncode == 0:
+            check = subprocess.run(ns.cmd([program, *test[2:]]), capture_output=True, env=check_env)
+            if check.returncode == 0:
                 return
             time.sleep(1)
         logs = "\n".join(p.read_text()[-1500:] for p in tmp_path.glob(f"{name}-*.log"))
@@ -398,7 +486,8 @@ def deployment(tmp_path: Path, _pg_reason: str | None) -> Iterator[dict[str, Any
         start("dashboard")
         healthy("mlflow")
         healthy("dashboard")
-        start("ray-worker")  # a second node joins the head
+        healthy("ray-head")  # what the workers wait for
+        start("ray-worker-cpu")  # a second node joins the head
         time.sleep(2)
         alive()
         yield {"ns": ns, "env": env, "services": services, "tmp": tmp_path, "ray_tmp": ray_tmp}

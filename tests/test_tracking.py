@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -77,6 +81,9 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.root,
+            # Its own process group: MLflow forks a uvicorn worker and job runners, which
+            # must stop (and hang, see hang()) with it.
+            start_new_session=True,
         )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -92,13 +99,28 @@ class Server:
             f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}"
         )
 
+    def _signal(self, sig: int) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+    def hang(self) -> None:
+        """Stop every process of the server (SIGSTOP): connections are accepted by the
+        kernel and never answered, as with a hung server."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
+            self.resume()
+            self._signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            time.sleep(0.5)
+            self._signal(signal.SIGKILL)  # its job runners outlive it otherwise
+            self.proc.wait()
             self.proc = None
 
 
@@ -361,3 +383,125 @@ def test_the_cli_counts_untracked_trials_from_the_store_and_its_backfill_command
         assert sorted(int(r.data.tags["hpo.trial"]) for r in runs) == [0, 1, 2, 3]
     finally:
         srv.stop()
+
+
+# -- a hung server (issue 17) -----------------------------------------------------------------
+
+
+def _slow(trial: hpo.Trial) -> float:
+    time.sleep(0.2)
+    trial.report(trial.params["x"], 1)
+    return float(trial.params["x"])
+
+
+def test_a_hung_server_costs_a_study_about_a_second_then_nothing(
+    tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tracking server that is stopped, not dead (SIGSTOP: it accepts connections and never
+    answers), must not slow trials: neither in-process (the tracker logs in the background,
+    and close gives up on it) nor where every trial waits for its logging, as a Ray worker
+    does (the breaker opens after one probe). The trials it missed are backfilled later."""
+    srv = Server(tmp_path)
+    srv.start()
+    try:
+        study = hpo.create_study(space=SPACE, strategy="random", storage=sqlite_url, name="hung")
+        tracker = MlflowTracker(srv.url)
+        study.observers.append(tracker)
+        study.optimize(_slow, n_trials=2)
+        assert tracker.flush(60)
+        srv.hang()
+        caplog.set_level(logging.WARNING, logger="hpo.tracking")
+        start = time.monotonic()
+        # Like a Ray worker: wait for the tracker after every trial.
+        study.optimize(_slow, n_trials=6, callbacks=[lambda s, t: tracker.flush()])
+        tracker.close(timeout=120)
+        took = time.monotonic() - start
+        assert took < 6 * 0.2 + 2.5, took  # the trials' own time, plus at most ~1.25 s
+        assert len(study.trials) == 8
+        assert any("not logged" in r.getMessage() for r in caplog.records)
+        srv.resume()
+        time.sleep(2)
+        # the stuck thread was told to stop: it logs nothing after close, sync does
+        out = subprocess.run(
+            [sys.executable, "-m", "hpo.cli", "mlflow-sync", "hung", "--storage", sqlite_url],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "MLFLOW_TRACKING_URI": srv.url},
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        # (the request pending when the server stopped may complete once it resumes)
+        assert re.search(r"backfilled [56] trial\(s\); [32] were already", out.stdout)
+        runs = [r for r in _runs(srv.url, "hung") if r.data.tags.get("hpo.kind") == "trial"]
+        assert sorted(int(r.data.tags["hpo.trial"]) for r in runs) == list(range(8))
+    finally:
+        srv.stop()
+
+
+def test_the_cli_finishes_promptly_on_a_hung_server(tmp_path: Path) -> None:
+    _toy_project(tmp_path)
+    srv = Server(tmp_path)
+    srv.start()
+    try:
+        srv.hang()
+        start = time.monotonic()
+        out = _cli(tmp_path, *_TOY_RUN, "--trials", "4", "--mlflow-uri", srv.url)
+        took = time.monotonic() - start
+        assert "MLflow: 4 of 4 finished trials have no run" in out.stdout
+        assert took < 40, took  # the CLI's own start-up; not 4 trials x 10 s timeouts
+    finally:
+        srv.stop()
+
+
+# -- the study's parent run ends with the study (issue 17) -------------------------------------
+
+
+def _parent(uri: str, study: str) -> Any:
+    (run,) = [r for r in _runs(uri, study) if r.data.tags.get("hpo.kind") == "study"]
+    return run
+
+
+def test_the_parent_run_ends_with_the_run_of_the_study(server: Server, tmp_path: Path) -> None:
+    _toy_project(tmp_path)
+    args = (*_TOY_RUN, "--study", "ends", "--mlflow-uri", server.url)
+    _cli(tmp_path, *args, "--trials", "2")
+    assert _parent(server.url, "ends").info.status == "FINISHED"
+    # Interrupted (Ctrl-C) mid-study: KILLED. Slow trials leave time to interrupt.
+    (tmp_path / "obj.py").write_text(
+        "import time\ndef f(trial):\n    time.sleep(1.0)\n    return trial.params['x']\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo.cli", *args, "--trials", "50"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _parent(server.url, "ends").info.status != "RUNNING":  # resumed: running again
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert _parent(server.url, "ends").info.status == "KILLED"
+
+
+def test_close_ends_the_parent_run_of_a_study_tracked_from_python(
+    server: Server, sqlite_url: str
+) -> None:
+    study = hpo.create_study(space=SPACE, strategy="random", storage=sqlite_url, name="py-ends")
+    tracker = MlflowTracker(server.url)
+    study.observers.append(tracker)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    assert tracker.flush()
+    assert _parent(server.url, "py-ends").info.status == "RUNNING"
+    tracker.close()
+    assert _parent(server.url, "py-ends").info.status == "FINISHED"

@@ -436,21 +436,27 @@ def curves_figure(
             if not group:
                 continue
             xs, ys, ids = _joined(group)
-            data.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines",
-                    "name": f"{state.value} ({len(group)})",
-                    "x": xs,
-                    "y": ys,
-                    "customdata": ids,
-                    "meta": {"trials": [c.number for c in group], "state": state.value},
-                    "connectgaps": False,
-                    "opacity": 0.45,
-                    "line": {"color": STATE_COLORS[state], "width": 1},
-                    "hovertemplate": "trial %{customdata}<br>step %{x}<br>%{y:.6g}<extra></extra>",
-                }
-            )
+            trace = {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{state.value} ({len(group)})",
+                "x": xs,
+                "y": ys,
+                "customdata": ids,
+                "meta": {"trials": [c.number for c in group], "state": state.value},
+                "connectgaps": False,
+                "opacity": 0.45,
+                "line": {"color": STATE_COLORS[state], "width": 1},
+                "hovertemplate": "trial %{customdata}<br>step %{x}<br>%{y:.6g}<extra></extra>",
+            }
+            if any(len(c.steps) == 1 for c in group):
+                # A line through one point draws nothing: such curves get a marker.
+                trace["mode"] = "lines+markers"
+                sizes: list[int] = []
+                for one in group:  # as _joined lays the points out: the steps, then a gap
+                    sizes.extend([5 if len(one.steps) == 1 else 0] * len(one.steps) + [0])
+                trace["marker"] = {"size": sizes, "color": STATE_COLORS[state]}
+            data.append(trace)
     by_number = {c.number: c for c in cs}
     for i, n in enumerate(wanted):
         c = by_number.get(n)

@@ -5,9 +5,13 @@ Every endpoint goes through the library (``hpo.create_study``, ``hpo.load_study`
 pipeline driving a study over HTTP and one importing ``hpo`` share one implementation.
 
 Errors are JSON ``{"detail": <one sentence>, "error": <kind>}``: an unknown study is 404, a bad
-body 422, a conflict with what is stored (a duplicate name, a finished trial, an exhausted
-grid) 409, an unreachable database 503. Writes need ``Authorization: Bearer <token>`` when the
-app has a token.
+body (one that does not parse, too) 422, a conflict with what is stored (a duplicate name, a
+finished trial, an exhausted grid) 409, a body over 1 MiB 413, an unreachable database 503.
+Details are at most 1,000 characters and never hold the store's password. Writes need
+``Authorization: Bearer <token>`` when the app has a token (reads too with ``token_reads``);
+the token is checked, and the body's size, before the body is read.
+
+A study's name is one path segment, percent-encoded (``a/b`` is ``a%2Fb``): any name opens.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import importlib
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import threading
 import urllib.parse
@@ -34,7 +39,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import hpo
 from hpo.exceptions import (
@@ -75,7 +82,13 @@ log = logging.getLogger("hpo.server")
 
 STATIC = Path(str(resources.files("hpo.server") / "static"))
 
-NamePath = Annotated[str, PathParam(description="The study's name.", max_length=255)]
+NamePath = Annotated[
+    str,
+    PathParam(
+        description="The study's name, percent-encoded as one path segment (a/b: a%2Fb).",
+        max_length=1000,
+    ),
+]
 NumberPath = Annotated[int, PathParam(ge=0, le=INT32, description="The trial's number.")]
 
 Snapshot = Annotated[
@@ -92,6 +105,36 @@ PlotKind = enum.Enum("PlotKind", {k: k for k in KINDS}, type=str)  # type: ignor
 Highlight = Annotated[
     list[int], Query(max_length=100, description="Trials drawn on top of the learning curves.")
 ]
+HighlightRanges = Annotated[
+    str | None,
+    Query(
+        max_length=8000,
+        pattern=r"^[0-9,-]*$",
+        description="More trials to draw on top, as numbers and ranges: 1,4,10-20 "
+        "(the dashboard's compare view sends hundreds this way).",
+    ),
+]
+
+#: Request bodies above this are refused (413) before they are read.
+MAX_BODY = 1 << 20
+#: Error details are cut to this many characters (a 400,000-parameter ask once made 4 MB).
+MAX_DETAIL = 1000
+
+# Sent with every answer: no framing by other sites (clickjacking), no MIME sniffing.
+_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+# The page: its own scripts only (plotly is vendored); plotly sets inline styles.
+_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# FastAPI's /docs and /redoc load their scripts from a CDN: only framing is limited there.
+_DOCS_CSP = "frame-ancestors 'none'"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "A token is required and was missing or wrong."},
@@ -129,6 +172,45 @@ def _one_line(e: RequestValidationError) -> str:
         parts.append(f"{where or 'body'}: {msg}" if where or loc else msg)
     more = len(e.errors()) - 3
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "") + "."
+
+
+def _numbers(spec: str | None) -> list[int]:
+    """``"1,4,10-12"`` -> ``[1, 4, 10, 11, 12]`` (at most 100,000 numbers)."""
+    out: list[int] = []
+    for part in (spec or "").split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise HTTPException(422, f"highlight_ranges: {part!r} is no number or range a-b.")
+        a, b = int(lo), int(hi or lo)
+        if b < a or len(out) + b - a >= 100_000 or b > INT32:
+            raise HTTPException(422, f"highlight_ranges: {part!r} is reversed or too large.")
+        out.extend(range(a, b + 1))
+    return out
+
+
+class _Scrub:
+    """Takes the store's password out of text bound for a client (a driver's error can quote
+    the URL it was given), and caps its length."""
+
+    def __init__(self, url: str) -> None:
+        from hpo.storage import mask_url
+
+        self._mask = mask_url
+        found = re.search(r"://[^:/?#@\s]*:([^/?#\s]*)@", url)
+        pw = found.group(1) if found else ""
+        self._secrets = sorted(
+            {p for p in (pw, urllib.parse.unquote(pw)) if len(p) >= 3}, key=len, reverse=True
+        )
+
+    def __call__(self, text: str, limit: int = MAX_DETAIL) -> str:
+        text = self._mask(text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        if len(text) > limit:
+            text = f"{text[: limit - 40]}... ({len(text) - limit + 40} more characters)"
+        return text
 
 
 def _encode(content: Any) -> bytes:
@@ -199,7 +281,8 @@ class _Studies:
         self._open: dict[str, Study] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> Study:
+    def get(self, quoted: str) -> Study:
+        name = urllib.parse.unquote(quoted)  # the path segment, as _name_path encoded it
         record = self.store.get_study(name)  # StudyNotFoundError: 404
         with self._lock:
             study = self._open.get(name)
@@ -274,22 +357,200 @@ def _netloc(url: str) -> str | None:
         return None
 
 
+class _Guard:
+    """What is decided before the app reads a request: the Host and Origin checks (other
+    sites), the token, the body's size; then the security headers on every answer, and the
+    study name taken from the raw path (so that an encoded '/' stays in the name).
+
+    A pure ASGI middleware: a refused request's body is never read (a 100 MB POST without a
+    token costs nothing), and a body without a Content-Length is cut off at the limit.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        token_reads: bool,
+        max_body: int,
+        scrub: _Scrub,
+    ) -> None:
+        self.app = app
+        self.token = token
+        self.token_reads = token_reads
+        self.max_body = max_body
+        self.scrub = scrub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        send = self._headers(send, path)
+        headers = Headers(scope=scope)
+        refusal = self._refusal(scope["method"], path, headers)
+        if refusal is not None:
+            await self._answer(send, *refusal)
+            return
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") or "content-length" in headers:
+            body = await self._body(receive, headers)
+            if body is None:
+                await self._answer(
+                    send,
+                    413,
+                    "PayloadTooLarge",
+                    f"the request body is over the limit of {self.max_body} bytes.",
+                )
+                return
+            receive = _replay(body)
+        if path.startswith("/api/studies/"):
+            scope = {**scope, "path": _name_path(scope)}
+        await self.app(scope, receive, send)
+
+    def _refusal(self, method: str, path: str, headers: Headers) -> tuple[int, str, str] | None:
+        # Without a token the server trusts whoever reaches it, which a loopback bind limits
+        # to this machine, but a browser on this machine runs other sites' code too: a page
+        # could POST here (cross-site request forgery), or rename itself onto 127.0.0.1 and
+        # read (DNS rebinding). A browser names the page's site in Origin and the name it
+        # asked for in Host; tools such as curl and hpo.client send no Origin and a loopback
+        # Host.
+        host = headers.get("host", "")
+        if self.token is None and not _loopback_name(host):
+            return (
+                421,
+                "MisdirectedRequest",
+                f"this server answers loopback names only (127.0.0.1, localhost), got Host "
+                f"{host!r}; to serve other names, give it a token (--token).",
+            )
+        origin = headers.get("origin")
+        write = method not in ("GET", "HEAD", "OPTIONS")
+        if write and origin is not None and _netloc(origin) != host:
+            return (
+                403,
+                "Forbidden",
+                f"cross-site write refused: the request comes from a page at {origin}, not "
+                f"from this server ({host}).",
+            )
+        if self.token is None:
+            return None
+        read = path.startswith("/api/") and path != "/api/config" and method != "OPTIONS"
+        if not (write or (self.token_reads and read)):
+            return None
+        given = headers.get("authorization", "")
+        scheme, _, credentials = given.partition(" ")
+        if scheme.lower() == "bearer" and secrets.compare_digest(
+            credentials.strip().encode(), self.token.encode()
+        ):
+            return None
+        if not given:
+            what = "writes and reads" if self.token_reads else "writes"
+            return (
+                401,
+                "Unauthorized",
+                f"this server needs a token for {what}: send the header "
+                "'Authorization: Bearer <token>'.",
+            )
+        return 401, "Unauthorized", "wrong token."
+
+    async def _body(self, receive: Receive, headers: Headers) -> bytes | None:
+        """The whole body, or None when it is over the limit (read no further)."""
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def _answer(self, send: Send, status: int, kind: str, detail: str) -> None:
+        body = _encode({"detail": self.scrub(detail), "error": kind})
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        if status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        if status == 413:
+            headers.append((b"connection", b"close"))  # the unread body is not waited for
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _headers(send: Send, path: str) -> Send:
+        if path == "/" or path.startswith("/static/"):
+            csp = _PAGE_CSP
+        elif path in ("/docs", "/redoc") or path.startswith("/docs/"):
+            csp = _DOCS_CSP
+        else:
+            csp = _API_CSP
+        extra = [*_HEADERS, (b"content-security-policy", csp.encode())]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return sending
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _name_path(scope: Scope) -> str:
+    """The path with the study's name segment taken from the raw path and percent-encoded
+    again, so that the router sees one segment whatever the name holds ('/' included); the
+    endpoints decode it (``_Studies.get``)."""
+    raw = scope.get("raw_path")
+    if not raw:
+        return str(scope["path"])
+    parts = raw.decode("latin-1").split("/")  # "", "api", "studies", NAME, ...
+    if len(parts) < 4:
+        return str(scope["path"])
+    name = urllib.parse.unquote(parts[3])
+    rest = [urllib.parse.unquote(p) for p in parts[4:]]
+    return "/".join(["", "api", "studies", urllib.parse.quote(name, safe=""), *rest])
+
+
 def create_app(
     storage: str | Store | None,
     *,
     token: str | None = None,
+    token_reads: bool = False,
     mlflow_ui: str | None = None,
     poll_interval: float = 2.0,
+    max_body: int = MAX_BODY,
 ) -> FastAPI:
     """The dashboard and API over ``storage``.
 
     Args:
         storage: A store URL or a :class:`~hpo.storage.Store` (``None``: in memory).
         token: When set, every write (POST) needs ``Authorization: Bearer <token>``.
+        token_reads: With a token, the API's reads need it too (the page asks for it).
         mlflow_ui: Base URL of the MLflow UI; trials with an MLflow run link to it.
         poll_interval: Seconds between the page's checks for new trials.
+        max_body: Request bodies over this many bytes are refused (413) unread.
     """
+    if token_reads and not token:
+        raise HpoError("token_reads needs a token (--token or HPO_TOKEN) to ask for.")
     store = get_store(storage)
+    scrub = _Scrub(store.url)
     studies = _Studies(store)
     snapshots = _Snapshots()
     # scikit-learn takes seconds to import: do it now, off the request path, so that the
@@ -298,23 +559,17 @@ def create_app(
     importance_cache = _ImportanceCache()
     bearer = HTTPBearer(auto_error=False, description="The server's token (--token / HPO_TOKEN).")
 
+    # The token is checked by _Guard, before the body is read; this dependency declares it in
+    # the schema (only when there is one) and checks again.
     # (Dependencies as default values: this module's annotations are strings, and FastAPI
     # resolves them in the module's globals, where a local like `bearer` does not exist.)
     def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
-        if token is None:
-            return
         given = creds.credentials if creds is not None else ""
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                401,
-                "this server needs a token for writes: send the header "
-                "'Authorization: Bearer <token>'."
-                if creds is None
-                else "wrong token.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        if token is None or not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "wrong token.", headers={"WWW-Authenticate": "Bearer"})
 
-    Write = Depends(authorised)
+    Write = [Depends(authorised)] if token is not None else []
+    Read = [Depends(authorised)] if token is not None and token_reads else []
 
     app = FastAPI(
         title="hpo",
@@ -330,66 +585,55 @@ def create_app(
         ],
     )
 
-    # -- other sites -------------------------------------------------------------------
-    # Without a token the server trusts whoever reaches it, which a loopback bind limits to
-    # this machine, but a browser on this machine runs other sites' code too: a page could
-    # POST here (cross-site request forgery), or rename itself onto 127.0.0.1 and read
-    # (DNS rebinding). A browser names the page's site in Origin and the name it asked for in
-    # Host; tools such as curl and hpo.client send no Origin and a loopback Host.
-    @app.middleware("http")
-    async def _same_site(request: Request, call_next: Any) -> Response:
-        host = request.headers.get("host", "")
-        if token is None and not _loopback_name(host):
-            return _json(
-                {
-                    "detail": f"this server answers loopback names only (127.0.0.1, localhost), "
-                    f"got Host {host!r}; to serve other names, give it a token (--token).",
-                    "error": "MisdirectedRequest",
-                },
-                421,
-            )
-        origin = request.headers.get("origin")
-        writes = request.method not in ("GET", "HEAD", "OPTIONS")
-        if writes and origin is not None and _netloc(origin) != host:
-            return _json(
-                {
-                    "detail": f"cross-site write refused: the request comes from a page at "
-                    f"{origin}, not from this server ({host}).",
-                    "error": "Forbidden",
-                },
-                403,
-            )
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(_Guard, token=token, token_reads=token_reads, max_body=max_body, scrub=scrub)
 
     # -- errors --------------------------------------------------------------------------
+    def _error(
+        detail: str, kind: str, status: int, headers: dict[str, str] | None = None
+    ) -> Response:
+        return _json({"detail": scrub(detail), "error": kind}, status, headers=headers)
+
     @app.exception_handler(HpoError)
     async def _hpo_error(request: Request, e: HpoError) -> Response:
-        return _json({"detail": str(e), "error": type(e).__name__}, _status(e))
+        return _error(str(e), type(e).__name__, _status(e))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError) -> Response:
-        return _json({"detail": _one_line(e), "error": "ValidationError"}, 422)
+        return _error(_one_line(e), "ValidationError", 422)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, e: Exception) -> Response:
         # A bug, not bad input (the fuzz test asks for none): still one line for the client,
         # the traceback for the server's log.
         log.exception("%s %s failed", request.method, request.url.path)
-        message = f"internal error: {type(e).__name__}: {e}".splitlines()[0]
-        return _json({"detail": f"{message} (see the server's log)", "error": "InternalError"}, 500)
+        message = scrub(f"internal error: {type(e).__name__}: {e}".splitlines()[0], 300)
+        return _error(f"{message} (see the server's log)", "InternalError", 500)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, e: HTTPException) -> Response:
         kind = {401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed", 409: "Conflict"}
-        return _json(
-            {"detail": str(e.detail), "error": kind.get(e.status_code, "HTTPError")},
-            e.status_code,
-            headers=dict(e.headers or {}),
-        )
+        headers = dict(e.headers or {})
+        detail = str(e.detail)
+        status = e.status_code
+        if status == 405:
+            # Every method the path answers (Starlette names those of one route only).
+            methods: set[str] = set()
+            for route in app.router.routes:
+                regex = getattr(route, "path_regex", None)
+                got = getattr(route, "methods", None)
+                if regex is not None and got and regex.match(request.scope["path"]):
+                    methods |= set(got)
+            if methods:
+                headers["Allow"] = ", ".join(sorted(methods))
+            detail = f"{request.method} is not allowed here; allowed: {headers.get('Allow')}."
+        elif status == 400 and detail == "There was an error parsing the body":
+            # Starlette's answer to a body that is not UTF-8 JSON: a bad body, as documented
+            status, detail = 422, "body: the body is not valid JSON (UTF-8)."
+            return _error(detail, "ValidationError", status)
+        return _error(detail, kind.get(status, "HTTPError"), status, headers)
 
     # -- studies -------------------------------------------------------------------------
-    @app.get("/api/studies", tags=["studies"], response_model=list[StudyOut])
+    @app.get("/api/studies", tags=["studies"], response_model=list[StudyOut], dependencies=Read)
     def list_studies() -> Any:
         """Every study in the store, oldest first, with trials by state and the best value."""
         return [study_out(s) for s in store.list_studies()]
@@ -422,7 +666,7 @@ def create_app(
         status_code=201,
         response_model=StudyDetail,
         responses=_ERRORS,
-        dependencies=[Write],
+        dependencies=Write,
     )
     def create_study(body: StudyCreate) -> Any:
         """Create a study (or reopen it with ``load_if_exists``), like ``hpo.create_study``."""
@@ -454,7 +698,13 @@ def create_app(
         )
         return _detail(study)
 
-    @app.get("/api/studies/{name}", tags=["studies"], response_model=StudyDetail, responses=_ERRORS)
+    @app.get(
+        "/api/studies/{name}",
+        tags=["studies"],
+        response_model=StudyDetail,
+        responses=_ERRORS,
+        dependencies=Read,
+    )
     def get_study(name: NamePath, snapshot: Snapshot = None) -> Any:
         """A study: how it was made, its trials by state and its best trial."""
         return _detail(studies.get(name), snapshot)
@@ -465,6 +715,7 @@ def create_app(
         tags=["trials"],
         response_model=None,
         responses={200: {"model": list[TrialOut]}, **_ERRORS},
+        dependencies=Read,
     )
     def list_trials(
         request: Request,
@@ -498,6 +749,7 @@ def create_app(
         tags=["trials"],
         response_model=TrialOut,
         responses=_ERRORS,
+        dependencies=Read,
     )
     def get_trial(name: NamePath, number: NumberPath) -> Any:
         """One trial."""
@@ -510,7 +762,7 @@ def create_app(
         status_code=201,
         response_model=AskOut,
         responses=_ERRORS,
-        dependencies=[Write],
+        dependencies=Write,
     )
     def ask(name: NamePath, body: AskIn | None = None) -> Any:
         """Start a trial: its number and the strategy's params (or the ``params`` given)."""
@@ -523,7 +775,7 @@ def create_app(
         tags=["trials"],
         response_model=TrialOut,
         responses=_ERRORS,
-        dependencies=[Write],
+        dependencies=Write,
     )
     def tell(name: NamePath, number: NumberPath, body: TellIn) -> Any:
         """Finish a running trial: ``complete`` with its value, ``pruned`` (the value defaults
@@ -552,7 +804,7 @@ def create_app(
         tags=["trials"],
         response_model=ReportOut,
         responses=_ERRORS,
-        dependencies=[Write],
+        dependencies=Write,
     )
     def report(name: NamePath, number: NumberPath, body: ReportIn) -> Any:
         """Record an intermediate value of a running trial at ``step`` (an epoch, say), and
@@ -601,6 +853,7 @@ def create_app(
         tags=["plots"],
         response_model=None,
         responses={200: {"model": dict[str, dict[str, Any]]}, **_ERRORS},
+        dependencies=Read,
     )
     def plots(
         name: NamePath,
@@ -608,29 +861,34 @@ def create_app(
             list[PlotKind] | None, Query(description="Only these plots [default: all].")
         ] = None,
         highlight: Highlight = [],  # noqa: B006 - FastAPI copies query defaults
+        highlight_ranges: HighlightRanges = None,
         snapshot: Snapshot = None,
     ) -> Response:
         """Several plots of the study from one read of its trials, as plotly figures keyed by
         kind."""
         kinds = [k.value for k in kind] if kind else list(KINDS)
-        return _json(_figures(studies.get(name), kinds, highlight, False, snapshot))
+        marked = [*highlight, *_numbers(highlight_ranges)]
+        return _json(_figures(studies.get(name), kinds, marked, False, snapshot))
 
     @app.get(
         "/api/studies/{name}/plots/{kind}",
         tags=["plots"],
         response_model=None,
         responses={200: {"model": dict[str, Any]}, **_ERRORS},
+        dependencies=Read,
     )
     def plot(
         name: NamePath,
         kind: PlotKind,
         highlight: Highlight = [],  # noqa: B006
+        highlight_ranges: HighlightRanges = None,
         only_highlighted: bool = False,
         snapshot: Snapshot = None,
     ) -> Response:
         """One plot as a plotly figure (``{"data": [...], "layout": {...}}``)."""
         k = kind.value
-        return _json(_figures(studies.get(name), [k], highlight, only_highlighted, snapshot)[k])
+        marked = [*highlight, *_numbers(highlight_ranges)]
+        return _json(_figures(studies.get(name), [k], marked, only_highlighted, snapshot)[k])
 
     # -- the page ------------------------------------------------------------------------
     @app.get("/api/config", tags=["studies"], response_model=dict[str, Any])
@@ -640,6 +898,7 @@ def create_app(
             "version": hpo.__version__,
             "poll_interval": poll_interval,
             "token_required": token is not None,
+            "token_reads": token_reads,
             "storage": _masked(store.url),
         }
 

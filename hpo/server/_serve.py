@@ -63,6 +63,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     token: str | None = None,
+    token_reads: bool = False,
     mlflow_ui: str | None = None,
     poll_interval: float = 2.0,
     on_ready: Callable[[str], None] | None = None,
@@ -70,11 +71,19 @@ def serve(
     """Serve the dashboard and API until interrupted. ``on_ready(url)`` is called once the
     socket listens (with the real port when ``port`` is 0)."""
     check_bind(host, token)
+    if token_reads and not token:
+        raise HpoError("--token-reads needs a token: pass --token (or set HPO_TOKEN).")
     import uvicorn
 
     from hpo.server._app import create_app
 
-    app = create_app(storage, token=token or None, mlflow_ui=mlflow_ui, poll_interval=poll_interval)
+    app = create_app(
+        storage,
+        token=token or None,
+        token_reads=token_reads,
+        mlflow_ui=mlflow_ui,
+        poll_interval=poll_interval,
+    )
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

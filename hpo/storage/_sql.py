@@ -39,8 +39,10 @@ def utcnow() -> _dt.datetime:
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, for messages and logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """The text with the password of every URL in it replaced by ***, for messages and logs:
+    ``user:p@ss@host`` (an unencoded @ in the password) and a ``password=`` query too."""
+    url = re.sub(r"(://[^:/?#@\s]*:)[^/?#\s]*@", r"\1***@", url)
+    return re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&#\s]*", r"\1***", url)
 
 
 def _normalise_url(url: str) -> str:

@@ -20,10 +20,22 @@ Rules
     * The hpo store stays the source of truth. Each tracked trial records its run id in its
       system attributes (``mlflow_run_id``).
     * Tracking never loses or stalls a trial: runs are logged by a background thread after the
-      trial is stored, with a short HTTP timeout and no long retries. If tracking fails, one
-      warning says so; ``hpo mlflow-sync STUDY`` (:meth:`MlflowTracker.sync`) backfills every
-      trial not yet tracked, and running it twice creates no duplicates (runs are found by
-      their ``hpo.study``/``hpo.trial`` tags before any is created).
+      trial is stored, from a bounded queue (a trial that finds it full is left untracked),
+      with no long retries. A server that stops answering (dead, or hung: a stopped process
+      accepts connections and never replies) trips a circuit breaker: a watchdog probes
+      ``/health`` once a request has been pending 0.1 s and opens the breaker when the probe
+      gets no answer within 0.5 s. A wait for tracking (``flush``, ``close``, a Ray worker
+      after each trial) returns at once while it is open; the queue waits, untouched, until a
+      probe 10 s later finds the server back. So a hung server costs a study at most about
+      0.6 s per process, once (nothing when the trials outlast the probe). If
+      tracking fails, one warning says so; ``hpo mlflow-sync STUDY``
+      (:meth:`MlflowTracker.sync`) backfills every trial not yet tracked, and running it twice
+      creates no duplicates (runs are found by their ``hpo.study``/``hpo.trial`` tags before
+      any is created).
+    * The study's parent run is RUNNING while a process tracks the study, and ends when it is
+      done: :meth:`MlflowTracker.close` sets FINISHED (or the ``status`` given: ``hpo run``
+      passes KILLED on Ctrl-C, FAILED on an error). With several processes on one study, the
+      last to finish sets it.
     * All logging for a trial is batched: create run, one ``log_batch`` (chunked at MLflow's
       limits), terminate — three calls, whatever the number of epochs.
 """
@@ -37,6 +49,7 @@ import shutil
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +69,15 @@ _STATUS = {
     TrialState.FAILED: "FAILED",
 }
 _LOG_MODELS = ("best", "all", "none")
+_ENDED = ("FINISHED", "KILLED", "FAILED")
+#: Trials waiting to be logged, at most; a trial that finds the queue full is left untracked.
+QUEUE_SIZE = 1000
+#: A request pending this long makes the watchdog ask the server's /health whether it lives.
+_STALL_S = 0.1
+#: How long that probe waits for an answer (a live server answers /health in milliseconds,
+#: whatever else it is doing); and how long the breaker stays open before the next probe.
+_PROBE_TIMEOUT_S = 0.5
+_COOLDOWN_S = 10.0
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -105,10 +127,16 @@ class MlflowTracker:
         self._logged: dict[str, list[str]] = {}  # the trial runs this tracker made, by study
         self._best: dict[str, float] = {}
         self._warned = False
-        self._queue: queue.Queue[tuple[Study, FrozenTrial, Any] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Study, FrozenTrial, Any] | None] = queue.Queue(QUEUE_SIZE)
         self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._busy_since: float | None = None  # when the item being logged was taken up
+        self._down_until = 0.0  # the breaker: open (no requests) until this monotonic time
+        self._studies: dict[str, Study] = {}  # every study seen, by name: close() ends them
         self.failures = 0
+        #: Trials left untracked without a request: queue full, or server down at close.
+        self.dropped = 0
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -189,6 +217,8 @@ class MlflowTracker:
             # next flush, moves its trials to the survivor.)
             runs = self._find_runs(eid, flt)
             self._delete_runs(runs[1:])
+        elif runs[0].info.status != "RUNNING":  # a run of the study ended; this one goes on
+            self.client.update_run(runs[0].info.run_id, status="RUNNING")
         run_id = str(runs[0].info.run_id)
         self._parents[name] = run_id
         return run_id
@@ -219,73 +249,196 @@ class MlflowTracker:
         model = None
         if trial is not None and self.log_models != "none" and "model" in trial.artifacts:
             model = (trial.artifacts["model"], trial.artifacts.get("input_example"))
+        self._studies.setdefault(study.name, study)
         if self.background:
             self._ensure_worker()
-            self._queue.put((study, frozen, model))
+            try:
+                self._queue.put_nowait((study, frozen, model))
+            except queue.Full:  # the server is down or slow: the trial must not wait for it
+                self.dropped += 1
+                self._warn(study, f"{QUEUE_SIZE} trials are waiting to be logged")
         else:
             self._log_safely(study, frozen, model)
 
     def _ensure_worker(self) -> None:
         with self._lock:
             if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="hpo-mlflow", daemon=True)
+                self._stop = threading.Event()
+                self._worker = threading.Thread(
+                    target=self._work,
+                    args=(self._queue, self._stop),
+                    name="hpo-mlflow",
+                    daemon=True,
+                )
                 self._worker.start()
+                threading.Thread(
+                    target=self._watch,
+                    args=(self._worker, self._stop),
+                    name="hpo-mlflow-watch",
+                    daemon=True,
+                ).start()
 
-    def _work(self) -> None:
+    def _watch(self, worker: threading.Thread, stop: threading.Event) -> None:
+        """Open the breaker as soon as a request hangs, while the trials run: a study that
+        then waits for tracking (close, a Ray worker's flush) finds it open and goes on."""
+        while worker.is_alive() and not stop.is_set():
+            if not self._is_down():
+                self._stalled()
+            time.sleep(0.02)
+
+    def _work(
+        self, q: queue.Queue[tuple[Study, FrozenTrial, Any] | None], stop: threading.Event
+    ) -> None:
         while True:
-            item = self._queue.get()
+            item = q.get()
             try:
                 if item is None:
                     return
-                self._log_safely(*item)
+                while self._is_down() and not stop.is_set():  # breaker open: wait, probe again
+                    time.sleep(min(0.5, max(0.01, self._down_until - time.monotonic())))
+                    if not self._is_down() and not self._probe():
+                        self._trip()
+                if stop.is_set():  # given up on (close): left to `hpo mlflow-sync`
+                    continue
+                self._busy_since = time.monotonic()
+                ok = self._log_safely(*item)
+                if not ok and not self._probe():
+                    self._trip()
             finally:
-                self._queue.task_done()
+                self._busy_since = None
+                q.task_done()
+
+    # -- the circuit breaker ---------------------------------------------------------------
+    def _is_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _trip(self) -> None:
+        self._down_until = time.monotonic() + _COOLDOWN_S
+
+    def _probe(self) -> bool:
+        """Whether the tracking server answers ``/health`` within a second. Stores that are
+        not servers (a local ``sqlite:`` or file store) cannot hang that way: always True."""
+        if not self.uri.startswith(("http://", "https://")):
+            return True
+        try:
+            with urllib.request.urlopen(
+                self.uri.rstrip("/") + "/health", timeout=_PROBE_TIMEOUT_S
+            ) as r:
+                return bool(200 <= r.status < 300)
+        except Exception as e:  # refused, timed out, an HTTP error: not answering as it should
+            log.debug("MLflow health probe failed: %s", e)
+            return False
+
+    def _stalled(self) -> bool:
+        """A request has been pending a while and the server does not answer a probe: open
+        the breaker (True). A slow but live server (a model upload) is waited for."""
+        busy = self._busy_since
+        if busy is None or time.monotonic() - busy < _STALL_S:
+            return False
+        if self._probe():
+            self._busy_since = time.monotonic()  # alive: probe again only after another stall
+            return False
+        self._trip()
+        return True
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait (at most ``timeout`` s) until every queued trial is logged, then settle on
-        one parent run per study (see ``_reconcile``). True when done."""
+        one parent run per study (see ``_reconcile``). True when done; False at once when the
+        server does not answer (the breaker is open), with the trials still queued."""
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline:
+            if self._is_down() or time.monotonic() > deadline:
                 return False
-            time.sleep(0.02)
-        if self._parents:
+            time.sleep(0.01)
+        if self._parents and not self._is_down():
             try:
                 self._reconcile()
             except Exception as e:  # the server went away: the trials are stored anyway
                 log.debug("could not reconcile parent runs: %s", e)
         return True
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Flush, then stop the background thread."""
+    def close(self, timeout: float = 60.0, *, status: str = "FINISHED") -> None:
+        """Flush, end the parent run of every study this tracker saw with ``status``
+        (FINISHED, KILLED or FAILED), then stop the background thread. A server that does
+        not answer is given up on at once: the trials it missed are listed by
+        ``hpo mlflow-sync``."""
         done = self.flush(timeout)
         if not done:
-            log.warning(
-                "MLflow tracking did not finish within %.0f s; run `hpo mlflow-sync` later to "
-                "backfill the trials it missed",
-                timeout,
+            left = self._queue.unfinished_tasks
+            reason = (
+                f"{self.uri} does not answer"
+                if self._is_down()
+                else f"it did not finish within {timeout:.0f} s"
             )
+            log.warning(
+                "MLflow tracking stopped with %d trial(s) not logged: %s; run "
+                "`hpo mlflow-sync` later to backfill them",
+                left,
+                reason,
+            )
+        for study in list(self._studies.values()):
+            self.end_study(study, status)
         if self._worker is not None and self._worker.is_alive():
-            self._queue.put(None)
-            self._worker.join(timeout=5)
+            if done:
+                self._queue.put(None)
+                self._worker.join(timeout=5)
+            else:
+                # A thread stuck on a hung server is a daemon (it never holds the process up);
+                # told to stop, it logs nothing more, and a later trial gets a fresh queue.
+                self._stop.set()
+                self._warned = True  # said above; the stuck request's failure is no news
+                self._queue = queue.Queue(QUEUE_SIZE)
         self._worker = None
 
-    def _log_safely(self, study: Study, frozen: FrozenTrial, model: Any) -> None:
+    def end_study(self, study: Study, status: str = "FINISHED") -> bool:
+        """Mark the study's parent run ended with ``status`` (FINISHED, KILLED or FAILED);
+        for a process whose trials others logged (a Ray driver). Creates nothing. True when
+        done; False when the server does not answer or the study has no parent run."""
+        from hpo.exceptions import HpoError
+
+        if status not in _ENDED:
+            raise HpoError(f"status must be one of {list(_ENDED)}, got {status!r}.")
+        self._studies.pop(study.name, None)
+        if self._is_down() or not self._probe():
+            return False
+        try:
+            run_id = self._parents.get(study.name)
+            if run_id is None:
+                exp = self.client.get_experiment_by_name(study.name)
+                runs = (
+                    self._find_runs(exp.experiment_id, self._parent_filter(study.name))
+                    if exp is not None
+                    else []
+                )
+                if not runs:
+                    return False
+                run_id = str(runs[0].info.run_id)
+            self.client.set_terminated(run_id, status=status)
+        except Exception as e:
+            log.debug("could not end the parent run of %s: %s", study.name, e)
+            return False
+        return True
+
+    def _log_safely(self, study: Study, frozen: FrozenTrial, model: Any) -> bool:
         try:
             self.log_trial(study, frozen, model)
         except Exception as e:
             self.failures += 1
-            if not self._warned:
-                self._warned = True
-                log.warning(
-                    "MLflow tracking failed (%s: %s); trials are still stored. Backfill later "
-                    "with: hpo mlflow-sync %s",
-                    type(e).__name__,
-                    str(e).splitlines()[0][:200] if str(e) else "",
-                    study.name,
-                )
-            else:
-                log.debug("MLflow tracking failed again: %s", e)
+            first = str(e).splitlines()[0][:200] if str(e) else ""
+            self._warn(study, f"{type(e).__name__}: {first}")
+            log.debug("MLflow tracking failed: %s", e)
+            return False
+        return True
+
+    def _warn(self, study: Study, why: str) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "MLflow tracking failed (%s); trials are still stored. Backfill later with: "
+                "hpo mlflow-sync %s",
+                why,
+                study.name,
+            )
 
     # -- logging one trial -----------------------------------------------------------------
     def log_trial(self, study: Study, frozen: FrozenTrial, model: Any = None) -> str:
