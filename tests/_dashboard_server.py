@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hpo
+from hpo.storage import get_store
 
 SPACE = hpo.SearchSpace(
     {
@@ -54,12 +55,35 @@ def objective(trial: hpo.Trial) -> float:
     return final
 
 
+def legacy_study(storage: str, name: str) -> hpo.Study:
+    """A study whose name breaks today's name rule, as stores made before the rule hold them
+    (made through the store, which keeps any name; hpo.create_study refuses it)."""
+    store = get_store(storage)
+    store.create_study(
+        name=name,
+        direction=hpo.Direction.MINIMIZE,
+        space=SPACE.to_dict(),
+        strategy="random",
+        strategy_options={},
+        seed=0,
+        meta={},
+    )
+    return hpo.load_study(name, storage=storage)
+
+
 def fill_study(storage: str, name: str = "demo", n_trials: int = 12) -> hpo.Study:
     """A real study: ``n_trials`` trials by the random strategy, one pruned, one failed, one
-    with an MLflow run id (what the tracker records)."""
-    study = hpo.create_study(
-        space=SPACE, strategy="random", direction="minimize", storage=storage, name=name, seed=0
-    )
+    with an MLflow run id (what the tracker records). A ``name`` that breaks today's name rule
+    is made as an older store holds it (:func:`legacy_study`)."""
+    try:
+        hpo.check_study_name(name)
+    except hpo.HpoError:
+        study = legacy_study(storage, name)
+    else:
+        study = hpo.create_study(
+            space=SPACE, strategy="random", direction="minimize", storage=storage, name=name,
+            seed=0,
+        )
     study.optimize(objective, n_trials=n_trials)
     first = study.trials[0]
     study.store.annotate_trial(int(first.system_attrs["trial_id"]), {"mlflow_run_id": "abc123"})

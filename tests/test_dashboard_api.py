@@ -30,6 +30,7 @@ from _dashboard_server import (
     counts,
     fill_study,
     hpo_command,
+    legacy_study,
     running_server,
 )
 
@@ -743,7 +744,7 @@ NAMES = ["a/b", "runs/2024/lr sweep", "x?y#z", "100%", "ü:ñ+é", "it's"]
 def test_any_stored_name_opens(server: Server, store_url: str, name: str) -> None:
     """Names made in Python (or before the name rule) open over the API, percent-encoded as
     one path segment; the Python client encodes them so."""
-    study = hpo.create_study(space=SPACE, strategy="random", storage=store_url, name=name)
+    study = legacy_study(store_url, name)
     study.tell(study.ask(), 1.0)
     q = urllib.parse.quote(name, safe="")
     got, _, detail = call(server, "GET", f"/api/studies/{q}")

@@ -74,7 +74,9 @@ _LOCK_CLASS = 0x68706F  # "hpo"
 
 @contextlib.contextmanager
 def _file_turn(path: str | None, timeout: float) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path``, waited for up to ``timeout`` seconds."""
+    """An exclusive ``flock`` on the file ``path`` (made when missing), waited for up to
+    ``timeout`` seconds. Never the database file itself: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, SQLite's own included."""
     try:
         import fcntl
     except ImportError:  # not on a POSIX system: no turn
@@ -82,8 +84,8 @@ def _file_turn(path: str | None, timeout: float) -> Iterator[None]:
         return
     fd = None
     if path is not None:
-        with contextlib.suppress(OSError):
-            fd = os.open(path, os.O_RDONLY)
+        with contextlib.suppress(OSError):  # a read-only folder: no turn (nobody can write)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         if fd is not None:
             deadline = time.monotonic() + timeout
@@ -208,9 +210,8 @@ class SQLStore(Store):
     @contextlib.contextmanager
     def proposal_lock(self, study_id: int, *, timeout: float) -> Iterator[None]:
         """PostgreSQL: a transaction-level advisory lock on a connection of its own (the
-        server lets go when the holder's connection drops). A SQLite file: ``flock`` on the
-        database file (independent of SQLite's own POSIX locks; the kernel lets go when the
-        holder dies). In-memory SQLite: a lock of this process."""
+        server lets go when the holder's connection drops). A SQLite file: ``flock`` on
+        ``FILE.hpo-turn`` next to it (the kernel lets go when the holder dies). In-memory SQLite: a lock of this process."""
         if self.url.startswith("postgresql"):
             with self._pg_turn(study_id, timeout):
                 yield
@@ -218,7 +219,8 @@ class SQLStore(Store):
             with self._propose_lock:
                 yield
         else:
-            with _file_turn(_sqlite_path(self.url), timeout):
+            db = _sqlite_path(self.url)
+            with _file_turn(None if db is None else db + ".hpo-turn", timeout):
                 yield
 
     @contextlib.contextmanager
