@@ -81,7 +81,11 @@ def fill_study(storage: str, name: str = "demo", n_trials: int = 12) -> hpo.Stud
         study = legacy_study(storage, name)
     else:
         study = hpo.create_study(
-            space=SPACE, strategy="random", direction="minimize", storage=storage, name=name,
+            space=SPACE,
+            strategy="random",
+            direction="minimize",
+            storage=storage,
+            name=name,
             seed=0,
         )
     study.optimize(objective, n_trials=n_trials)

@@ -211,7 +211,8 @@ class SQLStore(Store):
     def proposal_lock(self, study_id: int, *, timeout: float) -> Iterator[None]:
         """PostgreSQL: a transaction-level advisory lock on a connection of its own (the
         server lets go when the holder's connection drops). A SQLite file: ``flock`` on
-        ``FILE.hpo-turn`` next to it (the kernel lets go when the holder dies). In-memory SQLite: a lock of this process."""
+        ``FILE.hpo-turn`` next to it (the kernel lets go when the holder dies). In-memory
+        SQLite: a lock of this process."""
         if self.url.startswith("postgresql"):
             with self._pg_turn(study_id, timeout):
                 yield
