@@ -324,9 +324,9 @@ class Study:
     def _resolve(self, trial: Trial | int) -> tuple[int, int]:
         if isinstance(trial, Trial):
             return trial.trial_id, trial.number
-        for t in self._store.get_trials(self._record.id, min_number=int(trial)):
-            if t.number == int(trial):
-                return int(t.system_attrs["trial_id"]), t.number
+        t = self._store.get_trial(self._record.id, int(trial))
+        if t is not None and t.trial_id is not None:
+            return t.trial_id, t.number
         raise HpoError(f"study {self.name!r} has no trial {trial}.")
 
     def _last_intermediate(self, trial: Trial | int) -> float | None:
@@ -340,9 +340,9 @@ class Study:
         return v if np.isfinite(v) else None
 
     def _read_trial(self, number: int) -> FrozenTrial:
-        for t in self._store.get_trials(self._record.id, min_number=number):
-            if t.number == number:
-                return t
+        t = self._store.get_trial(self._record.id, number)
+        if t is not None:
+            return t
         raise HpoError(f"study {self.name!r} has no trial {number}.")
 
     def fail_orphaned_trials(self) -> list[int]:
@@ -360,8 +360,8 @@ class Study:
             pid = attrs.get("pid")
             if attrs.get("host") != here or not isinstance(pid, int) or _alive(pid):
                 continue
-            if self._store.finish_trial(
-                int(attrs["trial_id"]),
+            if t.trial_id is not None and self._store.finish_trial(
+                t.trial_id,
                 TrialState.FAILED,
                 error=f"interrupted: the process that ran this trial (pid {pid}) stopped",
                 system_attrs={"interrupted": True},

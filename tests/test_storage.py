@@ -76,6 +76,12 @@ def test_trial_numbers_are_atomic_and_finished_trials_immutable(storage_url: str
     store.finish_trial(t1, TrialState.FAILED, error="ValueError: boom")
     assert before[0].state is TrialState.RUNNING
     assert store.get_trials(sid, min_number=1)[0].error == "ValueError: boom"
+    # one trial by number, with its key and its reports only
+    got = store.get_trial(sid, 0)
+    assert got is not None and got.trial_id == t0 and got.intermediate[0] == 0.8
+    second = store.get_trial(sid, 1)
+    assert second is not None and second.trial_id == t1 and not second.intermediate
+    assert store.get_trial(sid, 2) is None
     summary = store.list_studies()[0]
     assert summary.n_trials == 2 and summary.best_value == 0.25
     assert summary.states[TrialState.FAILED] == 1

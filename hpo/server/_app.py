@@ -294,9 +294,9 @@ class _Studies:
         return study
 
     def trial(self, study: Study, number: int) -> FrozenTrial:
-        for t in self.store.get_trials(study.record.id, min_number=number)[:1]:
-            if t.number == number:
-                return t
+        t = self.store.get_trial(study.record.id, number)
+        if t is not None:
+            return t
         raise HTTPException(404, f"study {study.name!r} has no trial {number}.")
 
     def running(self, study: Study, number: int, doing: str) -> FrozenTrial:
@@ -813,7 +813,8 @@ def create_app(
         t = studies.running(study, number, "report")
         # The live trial an objective would hold, rebuilt from the store: report and
         # should_prune run exactly as they do in-process.
-        live = hpo.Trial(study, int(t.system_attrs["trial_id"]), t.number, t.params)
+        assert t.trial_id is not None  # read from the store
+        live = hpo.Trial(study, t.trial_id, t.number, t.params)
         live.report(body.value, body.step)
         return {
             "study": study.name,

@@ -105,6 +105,10 @@ class Store(abc.ABC):
         """Trials of a study ordered by number (only ``states`` if given, from ``min_number``)."""
 
     @abc.abstractmethod
+    def get_trial(self, study_id: int, number: int) -> FrozenTrial | None:
+        """Trial ``number`` of a study, or ``None`` when the study has no such trial."""
+
+    @abc.abstractmethod
     def count_trials(self, study_id: int) -> int:
         """How many trials the study has (the next free trial number)."""
 

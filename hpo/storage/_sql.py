@@ -371,9 +371,25 @@ class SQLStore(Store):
         states: Sequence[TrialState] | None = None,
         min_number: int = 0,
     ) -> list[FrozenTrial]:
+        return self._read_trials(study_id, states=states, min_number=min_number)
+
+    def get_trial(self, study_id: int, number: int) -> FrozenTrial | None:
+        found = self._read_trials(study_id, number=number)
+        return found[0] if found else None
+
+    def _read_trials(
+        self,
+        study_id: int,
+        *,
+        states: Sequence[TrialState] | None = None,
+        min_number: int = 0,
+        number: int | None = None,
+    ) -> list[FrozenTrial]:
         q = sa.select(trials).where(trials.c.study_id == study_id)
         if min_number:
             q = q.where(trials.c.number >= min_number)
+        if number is not None:
+            q = q.where(trials.c.number == number)
         if states is not None:
             q = q.where(trials.c.state.in_([s.value for s in states]))
         q = q.order_by(trials.c.number)
@@ -384,6 +400,8 @@ class SQLStore(Store):
         )
         if min_number:
             vq = vq.where(trials.c.number >= min_number)
+        if number is not None:
+            vq = vq.where(trials.c.number == number)
         with self._tx("read trials") as conn:
             rows = conn.execute(q).all()
             values: dict[int, dict[int, float]] = {}
@@ -402,6 +420,7 @@ class SQLStore(Store):
                 error=r.error,
                 user_attrs=MappingProxyType(r.user_attrs or {}),
                 system_attrs=MappingProxyType({**(r.system_attrs or {}), "trial_id": r.id}),
+                trial_id=r.id,
             )
             for r in rows
         ]

@@ -471,9 +471,8 @@ class MlflowTracker:
         if model is not None and self._wants_model(study, frozen):
             self._log_model(run_id, model)
         self.client.set_terminated(run_id, status=_STATUS[frozen.state], end_time=now)
-        trial_id = frozen.system_attrs.get("trial_id")
-        if trial_id is not None:
-            study.store.annotate_trial(int(trial_id), {"mlflow_run_id": run_id})
+        if frozen.trial_id is not None:
+            study.store.annotate_trial(frozen.trial_id, {"mlflow_run_id": run_id})
         return run_id
 
     def _tags(self, study: Study, frozen: FrozenTrial, parent: str) -> dict[str, str]:
@@ -585,10 +584,8 @@ class MlflowTracker:
             if t.number in existing:
                 tracked += 1
                 run_id = existing[t.number].info.run_id
-                if t.system_attrs.get("mlflow_run_id") != run_id:
-                    study.store.annotate_trial(
-                        int(t.system_attrs["trial_id"]), {"mlflow_run_id": run_id}
-                    )
+                if t.system_attrs.get("mlflow_run_id") != run_id and t.trial_id is not None:
+                    study.store.annotate_trial(t.trial_id, {"mlflow_run_id": run_id})
                 continue
             self.log_trial(study, t)
             added += 1

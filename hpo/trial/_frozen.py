@@ -31,6 +31,8 @@ class FrozenTrial:
         error: Why the trial failed (exception type and message), ``None`` otherwise.
         user_attrs: What the objective stored with ``trial.set_user_attr``.
         system_attrs: What hpo itself stored (host, device, ``interrupted``...).
+        trial_id: The trial's key in its store (``None`` for a trial that was never stored);
+            what ``Store`` methods that write a trial take.
     """
 
     number: int
@@ -43,6 +45,7 @@ class FrozenTrial:
     error: str | None = None
     user_attrs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     system_attrs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    trial_id: int | None = None
 
     @property
     def duration(self) -> _dt.timedelta | None:
