@@ -281,7 +281,7 @@ def evaluate_study(
         "val_accuracy": trial.value,
         "model": kind,
         "params": dict(trial.params),
-        "model_path": str(path) if path is not None else None,
+        "model_path": str(path.resolve()) if path is not None else None,
         "n_params": sum(p.numel() for p in final.model.parameters()),
     }
     if not math.isfinite(final.test_loss):
