@@ -128,3 +128,43 @@ def test_bad_model_files_and_studies_without_a_model_are_clear_errors(tmp_path: 
     study.optimize(lambda t: t.params["x"], n_trials=1)
     with pytest.raises(HpoError, match="has no model to evaluate"):
         evaluate_study(study)
+
+
+def test_the_final_model_is_a_run_of_the_study_in_mlflow(
+    tiny: MnistData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from hpo.tracking import MlflowTracker
+
+    study = hpo.create_study(
+        space=hpo.SearchSpace({"units": hpo.Int(8, 16)}), strategy="random",
+        direction="maximize", storage=f"sqlite:///{tmp_path}/hpo.db", name="tracked-final",
+        meta={"model": "mlp"},
+    )  # fmt: skip
+    study.optimize(lambda t: 0.5, n_trials=1)
+    ev, _ = evaluate_study(study, data=tiny, model_dir=tmp_path / "models")
+    # A file store: no database to create and migrate (seconds under load); the mapping to
+    # runs is the same as on a server (test_tracking.py covers the server).
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    tracker = MlflowTracker(uri, background=False)
+    run_id = tracker.log_final_model(study, ev, ev.info["model_path"])
+    assert tracker.end_study(study)
+    client = MlflowClient(uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "final-model"
+    assert run.data.tags["hpo.kind"] == "final" and run.data.tags["hpo.retrained"] == "true"
+    assert run.data.tags["hpo.test_split"].startswith("held out")
+    assert run.data.metrics["test_accuracy"] == ev.test_accuracy
+    assert run.data.metrics["val_accuracy"] == 0.5
+    assert run.data.params == {"units": str(study.best_trial.params["units"])}
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["hpo.kind"] == "study" and parent.info.status == "FINISHED"
+    files = {a.path for a in client.list_artifacts(run_id)} | {
+        a.path for a in client.list_artifacts(run_id, "model")
+    }
+    assert {"confusion.json", "model/tracked-final.pt"} <= files
+    local = client.download_artifacts(run_id, "model/tracked-final.pt", str(tmp_path))
+    _, acc, _ = score_model(load_model(local), tiny.test_x, tiny.test_y, 10)
+    assert acc == ev.test_accuracy
