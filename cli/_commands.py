@@ -160,7 +160,7 @@ def run(
     url = resolve_storage(storage)
     total = trials if trials is not None else int(meta.get("trials") or 20)
     pruner_given = pruner is not None
-    pruner, timeout = _space_defaults(sp, pruner, timeout)
+    pruner, timeout = _space_defaults(sp, pruner, timeout, pruner_opts)
     pruner_options = _pruner_options(pruner_opts)
     hpo.get_strategy(strategy)  # an unknown name fails before the data load, like a pruner's
     _check_pruner(pruner, pruner_options, sp)  # a bad setting fails before the data load
@@ -223,10 +223,21 @@ def run(
         _evaluate_at_end(study, fn, device, not no_mlflow and mlflow_models != "none", mlflow_uri)
 
 
-def _space_defaults(sp: Any, pruner: str | None, timeout: float | None) -> tuple[str, Any]:
-    """The space's ``default_pruner`` and ``timeout`` (issue 16) where the flags are absent."""
+def _space_defaults(
+    sp: Any, pruner: str | None, timeout: float | None, opts: list[str] | None
+) -> tuple[str, Any]:
+    """The space's ``default_pruner`` and ``timeout`` (issue 16) where the flags are absent. A
+    default pruner that does not fit the budget (a copy of the space cut to 1 epoch) is left
+    out with a note; one asked for with --pruner fails instead."""
+    from hpo.exceptions import PrunerError
+
     if pruner is None:
         pruner = str(sp.meta.get("default_pruner") or "none")
+        try:
+            _check_pruner(pruner, _pruner_options(opts), sp)
+        except PrunerError as e:
+            console().print(f"pruner: the space's default_pruner is not used ({e})")
+            pruner = "none"
     if timeout is None and sp.meta.get("timeout") is not None:
         value = sp.meta["timeout"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
