@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _dashboard_server import running_server
 from test_cli import hpo
 
 TINY = """
@@ -56,6 +57,13 @@ def test_run_ends_with_labelled_test_figures_and_the_model_exports(work: Path) -
     assert ev["retrained"] and ev["n_train"] == 300 + 800 and ev["n_test"] == 1000
     assert sum(map(sum, ev["confusion"])) == 1000 and 0.5 < ev["test_accuracy"] <= 1.0
     assert "test accuracy" in hpo("show", "tiny-random", cwd=work).stdout
+    with running_server(f"sqlite:///{work}/hpo.db") as server:  # the HTTP API's study detail
+        detail = server.get("/api/studies/tiny-random")
+    assert isinstance(detail, dict) and detail["evaluation"]["test_accuracy"] == ev["test_accuracy"]
+    assert (
+        detail["evaluation"]["test_split"].startswith("held out")
+        and detail["evaluation"]["retrained"]
+    )
 
     # The exported file rebuilds the network and reproduces the stored test accuracy.
     assert "wrote m.pt" in hpo("export", "tiny-random", "-o", "m.pt", cwd=work).stdout
