@@ -151,8 +151,9 @@ _INTERRUPTED = (
 
 def main() -> None:
     """Entry point of the ``hpo`` script: maps errors to one line and an exit code."""
-    # Importing them registers the commands (`dashboard` and `plot` live in _dashboard).
-    from hpo.cli import _commands, _dashboard  # noqa: F401
+    # Importing them registers the commands (`dashboard` and `plot` live in _dashboard,
+    # `evaluate` and `export` in _evaluate).
+    from hpo.cli import _commands, _dashboard, _evaluate  # noqa: F401
 
     _setup_logging()
     try:

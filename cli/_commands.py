@@ -22,6 +22,7 @@ from hpo.cli._app import (
     storage_flag,
     storage_option,
 )
+from hpo.cli._evaluate import evaluation_json, evaluation_lines
 from hpo.cli._format import (
     best_yaml,
     console,
@@ -60,9 +61,11 @@ def run(
         "bayes", "--strategy", help="Search strategy: grid, random, bayes or tpe."
     ),
     pruner: str = typer.Option(
-        "none",
+        None,
         "--pruner",
-        help="Stop unpromising trials early: none, median, asha or hyperband.",
+        help="Stop unpromising trials early: none, median, asha or hyperband "
+        "[default: the space's `default_pruner`, else none].",
+        show_default=False,
     ),
     pruner_opts: list[str] = typer.Option(
         None,
@@ -80,7 +83,12 @@ def run(
         show_default=False,
     ),
     timeout: float = typer.Option(
-        None, "--timeout", min=0, help="Stop starting new trials after this many seconds."
+        None,
+        "--timeout",
+        min=0,
+        help="Stop starting new trials after this many seconds [default: the space's "
+        "`timeout`, else none; 0 = none].",
+        show_default=False,
     ),
     study_name: str = typer.Option(
         None,
@@ -137,6 +145,12 @@ def run(
     retries: int = typer.Option(
         0, "--retries", min=0, help="Run a trial's params again when its Ray worker dies."
     ),
+    evaluate: bool = typer.Option(
+        True,
+        "--evaluate/--no-evaluate",
+        help="At the end, retrain the best params on train + validation and test them on the "
+        "test split the search never saw (spaces with a `model`).",
+    ),
 ) -> None:
     """Run (or resume) a study: search SPACE with STRATEGY and print the best trials."""
     import hpo
@@ -145,13 +159,15 @@ def run(
     meta = dict(sp.meta)
     url = resolve_storage(storage)
     total = trials if trials is not None else int(meta.get("trials") or 20)
+    pruner_given = pruner is not None
+    pruner, timeout = _space_defaults(sp, pruner, timeout, pruner_opts)
     pruner_options = _pruner_options(pruner_opts)
     hpo.get_strategy(strategy)  # an unknown name fails before the data load, like a pruner's
     _check_pruner(pruner, pruner_options, sp)  # a bad setting fails before the data load
     if study_name is None:
         # The default name is made of the space's and the strategy's: keep it a valid name.
         name = _default_name(f"{sp.name or Path(space).stem}-{strategy}")
-        if pruner.strip().lower() != "none":
+        if pruner_given and pruner.strip().lower() != "none":
             name += f"-{pruner.strip().lower()}"
     else:
         name = study_name  # an explicit name is kept as given (and checked below)
@@ -203,6 +219,49 @@ def run(
             _drop_if_empty(study)
         raise
     _summary(study, storage)
+    if evaluate and objective is None:
+        _evaluate_at_end(study, fn, device, not no_mlflow and mlflow_models != "none", mlflow_uri)
+
+
+def _space_defaults(
+    sp: Any, pruner: str | None, timeout: float | None, opts: list[str] | None
+) -> tuple[str, Any]:
+    """The space's ``default_pruner`` and ``timeout`` (issue 16) where the flags are absent. A
+    default pruner that does not fit the budget (a copy of the space cut to 1 epoch) is left
+    out with a note; one asked for with --pruner fails instead."""
+    from hpo.exceptions import PrunerError
+
+    if pruner is None:
+        pruner = str(sp.meta.get("default_pruner") or "none")
+        try:
+            _check_pruner(pruner, _pruner_options(opts), sp)
+        except PrunerError as e:
+            console().print(f"pruner: the space's default_pruner is not used ({e})")
+            pruner = "none"
+    if timeout is None and sp.meta.get("timeout") is not None:
+        value = sp.meta["timeout"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise SpaceError(f"space meta 'timeout': must be seconds > 0, got {value!r}.")
+        timeout = float(value)
+    return pruner, (None if timeout == 0 else timeout)
+
+
+def _evaluate_at_end(
+    study: Any, fn: Any, device: str | None, mlflow: bool, uri: str | None
+) -> None:
+    """The final model of a finished run (skipped when no trial completed, or when the best
+    trial was evaluated already)."""
+    from hpo.cli._evaluate import evaluation_lines, final_evaluation
+    from hpo.trial import TrialState
+
+    if not any(t.state is TrialState.COMPLETE for t in study.trials):
+        return
+    ev = study.evaluation
+    if ev is not None and ev.trial_number == study.best_trial.number and ev.retrained:
+        for line in evaluation_lines(study, ev):
+            console().print(line, soft_wrap=True)
+        return
+    final_evaluation(study, data=fn.data, device=device, mlflow=mlflow, mlflow_uri=uri)
 
 
 def _default_name(text: str) -> str:
@@ -476,8 +535,9 @@ def _summary(study: Any, storage: str | None) -> None:
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     if complete:
         best = study.best_trial
+        what = "validation accuracy" if study.meta.get("metric") == "val_accuracy" else "value"
         con.print(
-            f"[bold green]best[/] trial {best.number}: value {best.value:.6g}  "
+            f"[bold green]best[/] trial {best.number}: {what} {best.value:.6g}  "
             f"{params_text(best.params)}"
         )
     flag = storage_flag(storage)
@@ -589,10 +649,14 @@ def show(
                 "direction": s.direction.value,
                 "space": s.space.to_dict(),
                 "trials": trial_rows(s, trials),
+                "evaluation": evaluation_json(s.evaluation),
             }
         )
         return
     console().print(trials_table(s, trials, limit=limit))
+    ev = s.evaluation
+    for line in evaluation_lines(s, ev) if ev is not None else []:
+        console().print(line, soft_wrap=True)
 
 
 @app.command()

@@ -75,7 +75,11 @@ def dashboard(
 def plot(
     study: str = typer.Argument(..., help="The study's name (see `hpo studies`)."),
     kind: str = typer.Option(
-        ..., "--kind", "-k", help="history, parallel, importance, slices or curves."
+        ...,
+        "--kind",
+        "-k",
+        help="history, parallel, importance, slices, curves, or confusion (the final model's "
+        "test split).",
     ),
     output: Path = typer.Option(
         ..., "--output", "-o", help="The file to write: .png (matplotlib) or .html (plotly)."
@@ -92,8 +96,9 @@ def plot(
     import hpo
     from hpo.plots import KINDS, write_plot
 
-    if kind not in KINDS:  # before opening the store: a typo answers at once
-        raise HpoError(f"--kind must be one of {', '.join(KINDS)}; got {kind!r}.")
+    kinds = (*KINDS, "confusion")
+    if kind not in kinds:  # before opening the store: a typo answers at once
+        raise HpoError(f"--kind must be one of {', '.join(kinds)}; got {kind!r}.")
     numbers = None
     if highlight is not None:
         try:

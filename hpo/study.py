@@ -29,7 +29,7 @@ from hpo.exceptions import (
 )
 from hpo.pruners import BasePruner, Pruner, epoch_budget, get_pruner
 from hpo.space import Param, SearchSpace, load_space
-from hpo.storage import Store, StudyRecord, StudySummary, get_store, mask_url
+from hpo.storage import Evaluation, Store, StudyRecord, StudySummary, get_store, mask_url
 from hpo.strategies import Strategy, get_strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
 from hpo.trial._trial import Trial, check_value
@@ -187,6 +187,17 @@ class Study:
         if best is None:
             raise HpoError(f"study {self.name!r} has no completed trial yet.")
         return best
+
+    @property
+    def evaluations(self) -> list[Evaluation]:
+        """The study's final evaluations (best config tested on unseen data), oldest first."""
+        return self._store.get_evaluations(self._record.id)
+
+    @property
+    def evaluation(self) -> Evaluation | None:
+        """The latest final evaluation, or None when the study has not been evaluated."""
+        found = self.evaluations
+        return found[-1] if found else None
 
     @property
     def best_value(self) -> float:

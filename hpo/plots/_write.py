@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.exceptions import HpoError
 from hpo.plots import _data, _figures
+from hpo.plots._confusion import CONFUSION, write_confusion
 
 if TYPE_CHECKING:
     from hpo.study import Study
@@ -57,13 +58,16 @@ def write_plot(
     Raises:
         HpoError: an unknown kind or file type, or nothing to plot yet (the message says why).
     """
-    if kind not in _figures.KINDS:
-        raise HpoError(f"--kind must be one of {', '.join(_figures.KINDS)}; got {kind!r}.")
+    kinds = (*_figures.KINDS, CONFUSION)
+    if kind not in kinds:
+        raise HpoError(f"--kind must be one of {', '.join(kinds)}; got {kind!r}.")
     out = Path(path)
     if out.suffix.lower() not in SUFFIXES:
         raise HpoError(f"the output file must end in .png or .html, got {str(out)!r}.")
     if not out.parent.is_dir():
         raise HpoError(f"folder {str(out.parent)!r} does not exist; create it first.")
+    if kind == CONFUSION:  # the final model's test split (issue 16), not the trials
+        return write_confusion(study, out)
     trials = study.trials
     data = _data_for(kind, study, trials)
     reason = _why_empty(kind, data, study)

@@ -69,6 +69,7 @@ from hpo.server._models import (
     TellIn,
     TrialOut,
     clean,
+    evaluation_out,
     study_out,
     trial_out,
 )
@@ -658,6 +659,7 @@ def create_app(
             "seed": rec.seed,
             "meta": clean(dict(rec.meta)),
             "best_trial": trial_out(best, mlflow_ui) if best is not None else None,
+            "evaluation": evaluation_out(study.evaluation),
         }
 
     @app.post(

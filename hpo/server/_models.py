@@ -20,6 +20,7 @@ __all__ = [
     "AskIn",
     "AskOut",
     "ErrorOut",
+    "EvaluationOut",
     "ParamSpec",
     "ReportIn",
     "ReportOut",
@@ -29,6 +30,7 @@ __all__ = [
     "TellIn",
     "TrialOut",
     "clean",
+    "evaluation_out",
     "study_out",
     "trial_out",
 ]
@@ -138,12 +140,30 @@ class TrialOut(BaseModel):
     )
 
 
+class EvaluationOut(BaseModel):
+    """The final model: the best params retrained and tested on data the search never saw."""
+
+    trial: int = Field(description="The trial whose params were used.")
+    created_at: _dt.datetime
+    test_accuracy: float = Field(description="On the test split (never the search's).")
+    test_loss: float
+    val_accuracy: float | None = Field(description="The trial's best validation accuracy.")
+    epochs: int
+    retrained: bool = Field(description="Trained on train + validation (else the trial's run).")
+    test_split: str | None = Field(description="Which test split: t10k or held out.")
+    confusion: list[list[int]] = Field(description="confusion[true][predicted], test images.")
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
 class StudyDetail(StudyOut):
     space: dict[str, Any]
     strategy_options: dict[str, Any]
     seed: int
     meta: dict[str, Any]
     best_trial: TrialOut | None
+    evaluation: EvaluationOut | None = Field(
+        None, description="The latest final evaluation (hpo evaluate), if any."
+    )
 
 
 class AskIn(_In):
@@ -266,4 +286,24 @@ def study_out(s: StudySummary) -> dict[str, Any]:
         "created_at": _iso(created),
         "last_activity": _iso(s.last_activity),
         "elapsed_s": max(0.0, (end - created).total_seconds()),
+    }
+
+
+def evaluation_out(ev: Any) -> dict[str, Any] | None:
+    """An :class:`hpo.storage.Evaluation` as the API shows it; None stays None."""
+    if ev is None:
+        return None
+    info = clean(dict(ev.info))
+    val = info.get("val_accuracy")
+    return {
+        "trial": ev.trial_number,
+        "created_at": _iso(ev.created_at),
+        "test_accuracy": ev.test_accuracy,
+        "test_loss": ev.test_loss,
+        "val_accuracy": val if isinstance(val, (int, float)) else None,
+        "epochs": ev.epochs,
+        "retrained": ev.retrained,
+        "test_split": info.get("test_source"),
+        "confusion": [list(r) for r in ev.confusion],
+        "info": info,
     }

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from hpo.storage._base import Store, StudyRecord, StudySummary
+from hpo.storage._base import Evaluation, Store, StudyRecord, StudySummary
 from hpo.storage._sql import SQLStore, mask_url
 
-__all__ = ["SQLStore", "Store", "StudyRecord", "StudySummary", "get_store", "mask_url"]
+__all__ = [
+    "Evaluation",
+    "SQLStore",
+    "Store",
+    "StudyRecord",
+    "StudySummary",
+    "get_store",
+    "mask_url",
+]
 
 
 def get_store(storage: str | Store | None) -> Store:

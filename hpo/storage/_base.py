@@ -11,7 +11,7 @@ from typing import Any
 
 from hpo.trial import Direction, FrozenTrial, TrialState
 
-__all__ = ["Store", "StudyRecord", "StudySummary"]
+__all__ = ["Evaluation", "Store", "StudyRecord", "StudySummary"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,29 @@ class StudySummary:
     states: Mapping[TrialState, int]
     best_value: float | None
     last_activity: _dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A study's final model tested on data the search never saw (issue 16).
+
+    ``trial_number`` is the trial whose params were used; ``retrained`` says whether the model
+    was trained afresh on train + validation for ``epochs`` epochs (else the trial's own run).
+    Accuracies are fractions in [0, 1]; ``confusion[i][j]`` counts test images of class ``i``
+    predicted as ``j``. ``info`` holds the rest: ``test_source`` (which test split),
+    ``n_test``, ``n_train``, ``val_accuracy`` (the trial's best validation accuracy),
+    ``seconds``, ``device``, ``model_path``, ``params``, ``model``.
+    """
+
+    id: int
+    trial_number: int
+    created_at: _dt.datetime
+    test_accuracy: float
+    test_loss: float
+    epochs: int
+    retrained: bool
+    confusion: Sequence[Sequence[int]]
+    info: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Store(abc.ABC):
@@ -163,6 +186,26 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def fail_stale_trials(self, study_id: int, older_than: _dt.datetime) -> list[int]:
         """Fail RUNNING trials whose last heartbeat is before ``older_than``; their numbers."""
+
+    # -- final evaluations -------------------------------------------------------------
+    @abc.abstractmethod
+    def add_evaluation(
+        self,
+        study_id: int,
+        *,
+        trial_number: int,
+        test_accuracy: float,
+        test_loss: float,
+        epochs: int,
+        retrained: bool,
+        confusion: Sequence[Sequence[int]],
+        info: Mapping[str, Any],
+    ) -> Evaluation:
+        """Record a final evaluation of the study; returns it as stored."""
+
+    @abc.abstractmethod
+    def get_evaluations(self, study_id: int) -> list[Evaluation]:
+        """The study's final evaluations, oldest first (the last is the current one)."""
 
     def proposal_lock(
         self, study_id: int, *, timeout: float

@@ -12,7 +12,7 @@ from hpo.exceptions import StorageError
 __all__ = ["HEAD", "current_revision", "upgrade"]
 
 _DIR = Path(__file__).with_name("migrations")
-HEAD = "0001"
+HEAD = "0002"
 _PG_LOCK_KEY = 0x68706F  # "hpo": serialises concurrent first-time migrations on PostgreSQL
 
 
@@ -23,12 +23,13 @@ def current_revision(conn: Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
-def upgrade(engine: Engine) -> None:
-    """Run pending migrations. Cheap when the schema is current (one query)."""
+def upgrade(engine: Engine, target: str = "head") -> None:
+    """Run pending migrations (up to ``target``, a revision; tests build older stores with it).
+    Cheap when the schema is current (one query)."""
     with engine.connect() as conn:
         rev = current_revision(conn)
         conn.rollback()
-    if rev == HEAD:
+    if rev == HEAD or (target != "head" and rev == target):
         return
     known = {p.name.split("_", 1)[0] for p in (_DIR / "versions").glob("[0-9]*_*.py")}
     if rev is not None and rev not in known:
@@ -49,4 +50,4 @@ def upgrade(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, target)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["JSONText", "metadata", "studies", "trial_values", "trials"]
+__all__ = ["JSONText", "evaluations", "metadata", "studies", "trial_values", "trials"]
 
 
 def _finite(obj: Any) -> Any:
@@ -113,4 +113,22 @@ trial_values = Table(
     Column("trial_id", Integer, ForeignKey("hpo_trials.id", ondelete="CASCADE"), primary_key=True),
     Column("step", Integer, primary_key=True),
     Column("value", Float, nullable=True),
+)
+
+# A study's final evaluations (issue 16): the best trial's configuration retrained and tested
+# on the test split the search never saw. One row per evaluation, newest last.
+evaluations = Table(
+    "hpo_evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("study_id", Integer, ForeignKey("hpo_studies.id", ondelete="CASCADE"), nullable=False),
+    Column("trial_number", Integer, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("test_accuracy", Float, nullable=False),
+    Column("test_loss", Float, nullable=False),
+    Column("epochs", Integer, nullable=False),
+    Column("retrained", Integer, nullable=False),
+    Column("confusion", JSONText, nullable=False),
+    Column("info", JSONText, nullable=False),
+    Index("ix_hpo_evaluations_study", "study_id"),
 )

@@ -22,8 +22,8 @@ from sqlalchemy.pool import StaticPool
 
 from hpo.exceptions import DuplicatedStudyError, StorageError, StudyNotFoundError
 from hpo.storage import _migrate
-from hpo.storage._base import Store, StudyRecord, StudySummary
-from hpo.storage._schema import studies, trial_values, trials
+from hpo.storage._base import Evaluation, Store, StudyRecord, StudySummary
+from hpo.storage._schema import evaluations, studies, trial_values, trials
 from hpo.trial import Direction, FrozenTrial, TrialState
 
 __all__ = ["SQLStore", "mask_url", "utcnow"]
@@ -360,6 +360,7 @@ class SQLStore(Store):
         with self._tx("delete a study", write=True) as conn:
             ids = sa.select(trials.c.id).where(trials.c.study_id == rec.id)
             conn.execute(trial_values.delete().where(trial_values.c.trial_id.in_(ids)))
+            conn.execute(evaluations.delete().where(evaluations.c.study_id == rec.id))
             conn.execute(trials.delete().where(trials.c.study_id == rec.id))
             conn.execute(studies.delete().where(studies.c.id == rec.id))
 
@@ -589,3 +590,60 @@ class SQLStore(Store):
                     )
                 )
         return [r.number for r in rows]
+
+    # -- final evaluations -----------------------------------------------------------------
+    def add_evaluation(
+        self,
+        study_id: int,
+        *,
+        trial_number: int,
+        test_accuracy: float,
+        test_loss: float,
+        epochs: int,
+        retrained: bool,
+        confusion: Sequence[Sequence[int]],
+        info: Mapping[str, Any],
+    ) -> Evaluation:
+        matrix = [[int(v) for v in row] for row in confusion]
+        with self._tx("store an evaluation", write=True) as conn:
+            new_id = conn.execute(
+                evaluations.insert()
+                .values(
+                    study_id=study_id,
+                    trial_number=int(trial_number),
+                    created_at=utcnow(),
+                    test_accuracy=float(test_accuracy),
+                    test_loss=float(test_loss),
+                    epochs=int(epochs),
+                    retrained=int(bool(retrained)),
+                    confusion=matrix,
+                    info=dict(info),
+                )
+                .returning(evaluations.c.id)
+            ).scalar_one()
+        (found,) = [e for e in self.get_evaluations(study_id) if e.id == new_id]
+        return found
+
+    def get_evaluations(self, study_id: int) -> list[Evaluation]:
+        q = (
+            sa.select(evaluations)
+            .where(evaluations.c.study_id == study_id)
+            .order_by(evaluations.c.id)
+        )
+        with self._tx("read evaluations") as conn:
+            rows = conn.execute(q).all()
+        utc = _dt.timezone.utc
+        return [
+            Evaluation(
+                id=r.id,
+                trial_number=r.trial_number,
+                created_at=r.created_at.replace(tzinfo=utc),
+                test_accuracy=r.test_accuracy,
+                test_loss=r.test_loss,
+                epochs=r.epochs,
+                retrained=bool(r.retrained),
+                confusion=tuple(tuple(row) for row in r.confusion),
+                info=MappingProxyType(r.info or {}),
+            )
+            for r in rows
+        ]

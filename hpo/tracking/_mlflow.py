@@ -38,6 +38,11 @@ Rules
       last to finish sets it.
     * All logging for a trial is batched: create run, one ``log_batch`` (chunked at MLflow's
       limits), terminate — three calls, whatever the number of epochs.
+    * The study's final model (issue 16) is one more nested run, ``final-model`` (tag
+      ``hpo.kind=final``), logged by :meth:`MlflowTracker.log_final_model`: metrics
+      ``test_accuracy``, ``test_loss``, ``val_accuracy`` (the search's best, labelled as
+      validation), the params, ``confusion.json`` and the model file (``model/STUDY.pt``,
+      a state dict plus its config: ``hpo.training.load_model`` opens it).
 """
 
 from __future__ import annotations
@@ -556,6 +561,45 @@ class MlflowTracker:
             self.client.log_artifacts(run_id, path, artifact_path="model")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- the final model -------------------------------------------------------------------
+    def log_final_model(self, study: Study, evaluation: Any, model_file: Any = None) -> str:
+        """Log a final evaluation (and the model file, when given) as a nested run of the
+        study's parent run; returns its run id. Raises on failure (the caller warns)."""
+        from mlflow.entities import Metric, Param
+
+        eid = self._experiment_id(study.name)
+        parent = self._parent_run(study)
+        info = evaluation.info
+        run = self.client.create_run(
+            eid,
+            run_name="final-model",
+            tags={
+                "mlflow.parentRunId": parent,
+                "hpo.kind": "final",
+                "hpo.study": study.name,
+                "hpo.trial": str(evaluation.trial_number),
+                "hpo.retrained": str(evaluation.retrained).lower(),
+                "hpo.test_split": str(info.get("test_source", ""))[:5000],
+            },
+        )
+        run_id = str(run.info.run_id)
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric("test_accuracy", float(evaluation.test_accuracy), now, 0),
+            Metric("test_loss", float(evaluation.test_loss), now, 0),
+            Metric("epochs", float(evaluation.epochs), now, 0),
+        ]
+        if isinstance(info.get("val_accuracy"), (int, float)):
+            metrics.append(Metric("val_accuracy", float(info["val_accuracy"]), now, 0))
+        params = [Param(k, str(v)[:6000]) for k, v in dict(info.get("params") or {}).items()]
+        self.client.log_batch(run_id, metrics=metrics, params=params[:100], tags=[])
+        self.client.log_dict(run_id, {"confusion": [list(r) for r in evaluation.confusion]},
+                             "confusion.json")  # fmt: skip
+        if model_file is not None:
+            self.client.log_artifact(run_id, str(model_file), artifact_path="model")
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id
 
     # -- backfill ------------------------------------------------------------------------
     def sync(self, study: Study) -> tuple[int, int]:

@@ -10,9 +10,15 @@ Params read (all optional; absent ones take the default):
     alpha         float in (0, 1), default 0.99 — rmsprop's smoothing constant.
     batch_size    int in [1, 65536], default 64.
     epochs        int in [1, 10000], default 3 (an ``epochs`` argument of the loop overrides).
-    lr_schedule   "constant" (default) or "cosine": the learning rate decays from ``lr`` to 0
+    lr_schedule   "constant" (default), "cosine": the learning rate decays from ``lr`` to 0
                   along a half cosine over all the run's steps (Loshchilov & Hutter 2017,
-                  without restarts) — short budgets gain most from it.
+                  without restarts) — short budgets gain most from it — or "onecycle": it
+                  warms up to ``lr`` over the first 30 % of the steps, then anneals to about
+                  0 (Smith & Topin 2018; momentum is left as the optimiser's constants say).
+    label_smoothing  float in [0, 0.5), default 0 — the cross-entropy's target smoothing.
+    augment_shift    float in [0, 8] pixels, default 0 — random shift of each training image.
+    augment_rotate   float in [0, 45] degrees, default 0 — random rotation of each training
+                     image (see ``_augment``; validation and test images are never changed).
 A constant of another optimiser (``beta1`` when the optimiser is sgd) is inactive and ignored.
 A value that breaks its rule raises ``SpaceError`` naming the parameter.
 """
@@ -32,7 +38,7 @@ from hpo.models.params import get_bool, get_choice, get_float, get_int
 __all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainConfig", "make_optimizer", "make_scheduler"]
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "rmsprop")
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "onecycle")
 DEFAULT_EPOCHS = 3
 
 
@@ -51,6 +57,9 @@ class TrainConfig:
     batch_size: int = 64
     epochs: int = DEFAULT_EPOCHS
     lr_schedule: str = "constant"
+    label_smoothing: float = 0.0
+    augment_shift: float = 0.0
+    augment_rotate: float = 0.0
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, epochs: int | None = None) -> TrainConfig:
@@ -79,6 +88,9 @@ class TrainConfig:
             batch_size=get_int(params, "batch_size", 1, 65536, 64),
             epochs=epochs,
             lr_schedule=get_choice(params, "lr_schedule", LR_SCHEDULES, "constant"),
+            label_smoothing=get_float(params, "label_smoothing", 0.0, 0.5, 0.0, high_open=True),
+            augment_shift=get_float(params, "augment_shift", 0.0, 8.0, 0.0),
+            augment_rotate=get_float(params, "augment_rotate", 0.0, 45.0, 0.0),
             **kw,
         )
 
@@ -117,4 +129,12 @@ def make_scheduler(
     """The per-step learning-rate schedule over ``steps`` optimiser steps; None for constant."""
     if config.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+    if config.lr_schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=max(2, steps),
+            pct_start=0.3,
+            cycle_momentum=False,
+        )
     return None

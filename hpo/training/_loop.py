@@ -34,6 +34,7 @@ from hpo.data import MnistData
 from hpo.exceptions import TrialPruned
 from hpo.models import build_model
 
+from ._augment import augment_batch
 from ._config import TrainConfig, make_optimizer, make_scheduler
 from ._device import configure_threads, resolve_device, seed_everything
 from ._protocol import TrialLike
@@ -65,10 +66,12 @@ def train_epoch(
     generator: torch.Generator,
     epoch: int = 1,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    config: TrainConfig | None = None,
 ) -> tuple[float, float]:
     """One pass over ``(x, y)`` in a random order; returns (mean loss, accuracy).
 
-    ``scheduler``, when given, is stepped after every optimiser step.
+    ``scheduler``, when given, is stepped after every optimiser step. ``config``, when given,
+    adds its label smoothing and augmentation (random shifts/rotations of each batch).
 
     Raises:
         FloatingPointError: the loss became nan or infinite (names the epoch and batch).
@@ -79,10 +82,14 @@ def train_epoch(
     preds = torch.empty(n, dtype=torch.long, device=x.device)
     losses: list[Tensor] = []
     checked = 0
+    smoothing = config.label_smoothing if config is not None else 0.0
     for start in range(0, n, batch_size):
         idx = perm[start : start + batch_size]
-        logits = model(x[idx])  # (B, num_classes)
-        loss = F.cross_entropy(logits, y[idx])
+        batch = x[idx]
+        if config is not None:
+            batch = augment_batch(batch, config.augment_shift, config.augment_rotate, generator)
+        logits = model(batch)  # (B, num_classes)
+        loss = F.cross_entropy(logits, y[idx], label_smoothing=smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -171,7 +178,7 @@ def train_and_evaluate(
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(
-            net, optimizer, train_x, train_y, config.batch_size, generator, epoch, scheduler
+            net, optimizer, train_x, train_y, config.batch_size, generator, epoch, scheduler, config
         )
         val_loss, val_acc = evaluate(net, val_x, val_y)
         if not math.isfinite(val_loss):

@@ -310,7 +310,15 @@ function renderSummary() {
   $("#study-summary").innerHTML =
     `${esc(d.space_name ?? "custom space")} · ${esc(d.strategy)} · ${esc(d.direction)} · ` +
     `${d.n_trials} trials ${statesText(d.states)} · ${best} · started ${when(d.created_at)} · ` +
-    `elapsed ${duration(d.elapsed_s)}`;
+    `elapsed ${duration(d.elapsed_s)}` + finalText(d.evaluation);
+}
+
+// The final model (issue 16): test figures on the split the search never saw, labelled.
+function finalText(ev) {
+  if (!ev) return "";
+  const pct = (v) => (typeof v === "number" ? `${(100 * v).toFixed(2)} %` : "–");
+  return ` · <strong>final model</strong> (trial ${ev.trial}): test accuracy ${pct(ev.test_accuracy)}` +
+    `, validation ${pct(ev.val_accuracy)} · test split: ${esc(ev.test_split ?? "?")}`;
 }
 
 // -- the trials table ----------------------------------------------------------------------
