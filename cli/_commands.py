@@ -143,7 +143,33 @@ def run(
         help="GPUs Ray reserves per trial; 0.5 shares a card [default: 0].",
     ),
     retries: int = typer.Option(
-        0, "--retries", min=0, help="Run a trial's params again when its Ray worker dies."
+        0,
+        "--retries",
+        min=0,
+        help="When a trial's Ray worker dies: resume it from its last checkpoint, else run "
+        "its params again, up to this many times.",
+    ),
+    checkpoint_dir: str = typer.Option(
+        None,
+        "--checkpoint-dir",
+        help="Where trials keep checkpoints: a folder or an fsspec URL [default: "
+        "FILE.checkpoints next to a SQLite store; none for PostgreSQL].",
+        show_default=False,
+    ),
+    checkpoint_every: int = typer.Option(
+        1, "--checkpoint-every", min=1, help="Checkpoint the training loop every N epochs."
+    ),
+    checkpoint_keep: int = typer.Option(
+        1, "--checkpoint-keep", min=1, help="Newest checkpoints kept per running trial."
+    ),
+    checkpoint_best: int = typer.Option(
+        1,
+        "--checkpoint-best",
+        min=0,
+        help="Finished trials whose checkpoints are kept: the best N (the rest are deleted).",
+    ),
+    no_checkpoints: bool = typer.Option(
+        False, "--no-checkpoints", help="Keep no checkpoints (interrupted trials restart)."
     ),
     evaluate: bool = typer.Option(
         True,
@@ -178,6 +204,9 @@ def run(
         executor.preflight()
     elif device is not None and objective is None:
         _check_local_device(device)
+    checkpointing = _checkpointing(
+        url, checkpoint_dir, checkpoint_every, checkpoint_keep, checkpoint_best, no_checkpoints
+    )  # an unwritable or full location fails here, before anything is stored
     from hpo.storage import get_store
 
     store = get_store(url)
@@ -209,6 +238,7 @@ def run(
         pruner=pruner,
         pruner_options=pruner_options,
     )
+    study.checkpointing = checkpointing
     try:
         _run_study(
             study, sp, meta, url, total, strategy, dirn, pruner, source, timeout, progress,
@@ -262,6 +292,23 @@ def _evaluate_at_end(
             console().print(line, soft_wrap=True)
         return
     final_evaluation(study, data=fn.data, device=device, mlflow=mlflow, mlflow_uri=uri)
+
+
+def _checkpointing(
+    url: str, folder: str | None, every: int, keep: int, best: int, off: bool
+) -> Any:
+    """The run's checkpoint settings, checked (made and written to); None when it keeps
+    none: --no-checkpoints, or a store with no default location and no --checkpoint-dir."""
+    from hpo.trial._checkpoints import Checkpointing, default_checkpoint_dir
+
+    if off:
+        return None
+    root = folder if folder is not None else default_checkpoint_dir(url)
+    if root is None:
+        return None
+    settings = Checkpointing(root, every=every, keep=keep, best=best)
+    settings.check()
+    return settings
 
 
 def _default_name(text: str) -> str:
@@ -331,6 +378,8 @@ def _run_study(
     describe = getattr(study.pruner, "describe", None)
     if callable(describe) and pruner.strip().lower() != "none":
         con.print(f"[bold]pruner[/] {describe()}")
+    if study.checkpointing is not None:
+        con.print(f"[bold]checkpoints[/] {study.checkpointing.dir}", soft_wrap=True)
     _warn_big_grid(con, study, total - done - running)
     if done + running >= total:
         if running:
@@ -700,8 +749,15 @@ def delete(
     study: str = typer.Argument(..., help="The study's name."),
     storage: str = storage_option(),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    checkpoint_dir: str = typer.Option(
+        None,
+        "--checkpoint-dir",
+        help="Also look for the study's checkpoints here (those its trials recorded, and "
+        "the default location, are always removed).",
+        show_default=False,
+    ),
 ) -> None:
-    """Delete a study and all its trials."""
+    """Delete a study, all its trials and their checkpoints."""
     import hpo
 
     url = existing_storage(storage)
@@ -709,5 +765,7 @@ def delete(
     if not yes and not typer.confirm(f"delete study {study!r} and all its trials?"):
         typer.echo("not deleted.")  # the user's answer, not an error: exit 0
         return
-    hpo.delete_study(study, storage=url)
+    removed = hpo.delete_study(study, storage=url, checkpoint_dir=checkpoint_dir)
     typer.echo(f"deleted study {study!r}")
+    for folder in removed:
+        typer.echo(f"deleted checkpoints {folder}")

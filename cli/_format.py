@@ -104,6 +104,9 @@ def trials_table(study: Any, trials: Sequence[FrozenTrial], limit: int | None = 
             detail = f"{detail}  [red]{t.error[:160]}[/]"
         if t.state is TrialState.PRUNED and t.last_step is not None:
             detail = f"{detail}  [yellow]pruned at step {t.last_step}[/]"
+        resumed = resume_text(t)
+        if resumed:
+            detail = f"{detail}  [cyan]{resumed}[/]"
         table.add_row(
             str(t.number),
             f"[{style}]{t.state.value}[/]",
@@ -115,6 +118,38 @@ def trials_table(study: Any, trials: Sequence[FrozenTrial], limit: int | None = 
     if limit and len(ordered) > limit:
         table.caption = f"{len(ordered) - limit} more: hpo show {study.name}"
     return table
+
+
+def resume_text(t: FrozenTrial) -> str:
+    """``resumed 2x, 5 epochs saved`` for a trial resumed from checkpoints; else empty.
+
+    Epochs saved are those its resumes did not train again (the checkpoints' steps)."""
+    resumed = t.system_attrs.get("resumed")
+    if not isinstance(resumed, list) or not resumed:
+        return ""
+    saved = sum(int(r.get("step", 0)) for r in resumed if isinstance(r, dict))
+    times = "resumed" if len(resumed) == 1 else f"resumed {len(resumed)}x"
+    return f"{times}, {saved} epoch{'s' if saved != 1 else ''} saved"
+
+
+def checkpoint_lines(t: FrozenTrial) -> list[str]:
+    """Where a trial's checkpoints are, and each time it resumed from one."""
+    lines = []
+    info = t.system_attrs.get("checkpoint")
+    if isinstance(info, dict):
+        files = info.get("files") or []
+        where = f"{info.get('dir')}/{files[-1]}" if files else "deleted"
+        lines.append(f"checkpoint: step {info.get('step')} ({info.get('saved', 0)} saved): {where}")
+    for r in t.system_attrs.get("resumed") or []:
+        if isinstance(r, dict):
+            lines.append(
+                f"resumed from step {r.get('step')} at {r.get('at')} on {r.get('host')}"
+                + (f" (after: {r['error']})" if r.get("error") else "")
+            )
+    text = resume_text(t)
+    if text:
+        lines.append(text)
+    return lines
 
 
 def where_ran(t: FrozenTrial) -> tuple[str, str, str]:
@@ -150,6 +185,7 @@ def trial_text(t: FrozenTrial) -> str:
         lines += [f"  {step}: {v:.6g}" for step, v in t.intermediate.items()]
     else:
         lines.append("intermediate values: none")
+    lines += checkpoint_lines(t)
     if t.user_attrs:
         lines.append("user attributes: " + ", ".join(sorted(t.user_attrs)))
     if t.error:

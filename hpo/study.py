@@ -32,6 +32,7 @@ from hpo.space import Param, SearchSpace, load_space
 from hpo.storage import Evaluation, Store, StudyRecord, StudySummary, get_store, mask_url
 from hpo.strategies import Strategy, get_strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
+from hpo.trial._checkpoints import Checkpointing, default_checkpoint_dir
 from hpo.trial._trial import Trial, check_value
 
 __all__ = [
@@ -108,6 +109,14 @@ class Study:
         # Called as listener(trial) when a trial of this process starts running.
         self._start_listeners: list[Callable[[Trial], None]] = []
         self.observers: list[Observer] = []
+        #: Where and how often trials keep checkpoints (see "Surviving interruptions" in the
+        #: README): by default next to a SQLite file store, none for in-memory and PostgreSQL
+        #: stores. Set it (or None) before ``optimize``; Ray workers get this process's.
+        default_dir = default_checkpoint_dir(store.url)
+        self.checkpointing: Checkpointing | None = (
+            Checkpointing(default_dir) if default_dir is not None else None
+        )
+        self._ckpt_cleaned: set[int] = set()
 
     # -- identity ------------------------------------------------------------------------
     @property
@@ -291,6 +300,11 @@ class Study:
         Telling a finished trial again raises HpoError; nothing stored changes.
         """
         trial_id, number = self._resolve(trial)
+        if isinstance(trial, Trial):
+            try:  # a checkpoint written in the background is recorded before the trial ends
+                trial.wait_checkpoints()
+            except HpoError as e:
+                log.warning("trial %d: its last checkpoint was not recorded: %s", number, e)
         st = TrialState(state) if state is not None else None
         v: float | None = None
         if st is TrialState.FAILED:
@@ -314,8 +328,130 @@ class Study:
         if not ok:
             raise HpoError(f"trial {number} of study {self.name!r} has already finished.")
         frozen = self._read_trial(number)
+        self.clean_checkpoints()
         self._notify(frozen, trial if isinstance(trial, Trial) else None)
         return frozen
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def clean_checkpoints(self) -> list[int]:
+        """Delete the checkpoints of finished trials except those of the best
+        ``checkpointing.best`` completed ones; the numbers of the trials whose checkpoints
+        went. Interrupted trials keep theirs (they resume from them). ``tell`` calls this."""
+        settings = self.checkpointing
+        if settings is None:
+            return []
+        trials = self.get_trials(cached=True)
+
+        def files(t: FrozenTrial) -> bool:
+            info = t.system_attrs.get("checkpoint")
+            return isinstance(info, Mapping) and bool(info.get("files"))
+
+        finished = [
+            t
+            for t in trials
+            if t.state.is_finished
+            and not t.interrupted
+            and files(t)
+            and t.number not in self._ckpt_cleaned
+        ]
+        if not finished:
+            return []
+        complete = [t for t in trials if t.state is TrialState.COMPLETE and files(t)]
+        sign = -1.0 if self.direction is Direction.MAXIMIZE else 1.0
+        complete.sort(key=lambda t: (sign * float(t.value or 0.0), t.number))
+        keep = {t.number for t in complete[: settings.best]}
+        gone = []
+        for t in finished:
+            if t.number in keep:
+                continue
+            info = dict(t.system_attrs["checkpoint"])
+            try:
+                Checkpointing.remove_tree(str(info["dir"]))
+                self._store.annotate_trial(
+                    int(t.system_attrs["trial_id"]),
+                    {"checkpoint": {**info, "files": [], "deleted": True}},
+                )
+            except Exception as e:  # a full or gone location: tried again next time
+                log.warning("could not delete the checkpoints of trial %d: %s", t.number, e)
+                continue
+            self._ckpt_cleaned.add(t.number)
+            gone.append(t.number)
+        return gone
+
+    def resume_interrupted(self, max_trials: int | None = None) -> Trial | None:
+        """Take over an interrupted trial that has a checkpoint, if there is one (and the
+        study holds fewer than ``max_trials`` trials): it runs again with the same number,
+        params and seed, and its objective resumes from ``trial.last_checkpoint()``.
+        None when there is nothing to resume (or this study keeps no checkpoints)."""
+        if self.checkpointing is None:
+            return None
+        failed = self._store.get_trials(self._record.id, states=[TrialState.FAILED])
+        candidates = [t for t in failed if t.interrupted and _resumable(t)]
+        if not candidates:
+            return None
+        if max_trials is not None:
+            interrupted = sum(1 for t in failed if t.interrupted)
+            if self._store.count_trials(self._record.id) - interrupted >= max_trials:
+                return None
+        for t in candidates:
+            trial = self._resume(t)
+            if trial is not None:
+                return trial
+        return None
+
+    def _resume(self, frozen: FrozenTrial) -> Trial | None:
+        """Put the interrupted ``frozen`` back to running in this process; None when another
+        process took it first or its checkpoint is gone."""
+        info = dict(frozen.system_attrs.get("checkpoint") or {})
+        files = list(info.get("files") or [])
+        if not files:
+            return None
+        try:
+            if not Checkpointing.exists(str(info["dir"]), files[-1]):
+                log.warning(
+                    "trial %d cannot resume: its checkpoint %s is gone", frozen.number, files[-1]
+                )
+                return None
+        except Exception as e:  # an unreachable location: run new trials instead
+            log.warning("trial %d cannot resume: %s", frozen.number, e)
+            return None
+        step = int(info.get("step", 0))
+        history = list(frozen.system_attrs.get("resumed") or [])
+        history.append(
+            {
+                "step": step,
+                "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "host": socket.gethostname(),
+                "error": frozen.error,
+            }
+        )
+        trial_id = int(frozen.system_attrs["trial_id"])
+        system = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "interrupted": False,
+            "resumed": history,
+        }
+        if not self._store.resume_trial(trial_id, system):
+            return None
+        with self._lock:
+            self._running.add(trial_id)
+        log.warning(
+            "resuming trial %d from its checkpoint of step %d (%s)",
+            frozen.number,
+            step,
+            frozen.error,
+        )
+        return Trial(
+            self,
+            trial_id,
+            frozen.number,
+            frozen.params,
+            intermediate=frozen.intermediate,
+            user_attrs=frozen.user_attrs,
+            checkpoint=info,
+            resumed_from=step,
+        )
 
     def _notify(
         self,
@@ -475,7 +611,7 @@ class Study:
                 if timeout is not None and time.monotonic() - start >= timeout:
                     break
                 try:
-                    trial = self.ask(max_trials=max_trials)
+                    trial = self.resume_interrupted(max_trials) or self.ask(max_trials=max_trials)
                 except SearchExhausted as e:
                     log.debug("%s", e)
                     break
@@ -495,6 +631,8 @@ class Study:
         except TrialPruned:
             return self.tell(trial, state=TrialState.PRUNED)
         except KeyboardInterrupt:
+            with contextlib.suppress(Exception, KeyboardInterrupt):
+                trial.wait_checkpoints()
             self._store.finish_trial(
                 trial.trial_id,
                 TrialState.FAILED,
@@ -545,6 +683,11 @@ class Study:
 
 
 # -- making and reopening studies ---------------------------------------------------------
+
+
+def _resumable(t: FrozenTrial) -> bool:
+    info = t.system_attrs.get("checkpoint")
+    return isinstance(info, Mapping) and bool(info.get("files"))
 
 
 def _alive(pid: int) -> bool:
@@ -801,6 +944,28 @@ def list_studies(storage: str | Store | None) -> list[StudySummary]:
     return get_store(storage).list_studies()
 
 
-def delete_study(name: str, storage: str | Store | None) -> None:
-    """Delete a study and its trials. Raises StudyNotFoundError."""
-    get_store(storage).delete_study(name)
+def delete_study(
+    name: str, storage: str | Store | None, *, checkpoint_dir: str | None = None
+) -> list[str]:
+    """Delete a study, its trials and their checkpoints (the folders its trials recorded,
+    and ``ROOT/NAME`` of the default location or of ``checkpoint_dir``); the checkpoint
+    folders removed. Raises StudyNotFoundError."""
+    store = get_store(storage)
+    record = store.get_study(name)
+    folders: set[str] = set()
+    for t in store.get_trials(record.id):
+        info = t.system_attrs.get("checkpoint")
+        if isinstance(info, Mapping) and info.get("dir"):
+            folders.add(str(info["dir"]))
+    for root in (default_checkpoint_dir(store.url), checkpoint_dir):
+        if root is not None:
+            folders.add(Checkpointing(root).study_dir(name))
+    store.delete_study(name)
+    removed = []
+    for folder in sorted(folders):
+        try:
+            if Checkpointing.remove_tree(folder):
+                removed.append(folder)
+        except Exception as e:
+            log.warning("could not delete checkpoints %s: %s", folder, e)
+    return removed

@@ -19,8 +19,10 @@ Why Ray core tasks and not Ray Tune
 Failures
     * The objective raising, returning NaN, etc.: a failed trial, as in-process.
     * The worker process or its node dying mid-trial: the driver marks the trial failed
-      ("worker died ..."); with ``retries`` the same params run again as a new trial and the
-      dead one is marked interrupted (so it counts neither in the budget nor for the model).
+      ("worker died ..."); with ``retries`` it is marked interrupted and, when it left a
+      checkpoint, resumed from it on the next free worker (same number, params and seed);
+      without one the same params run again as a new trial (the interrupted one counts
+      neither in the budget nor for the model).
     * The driver dying: Ray kills its tasks; a rerun marks the orphaned running trials
       interrupted and resumes with the remaining budget.
     * Ctrl-C: running tasks are cancelled, their trials marked interrupted, and a Ray instance
@@ -138,6 +140,7 @@ class RayExecutor:
                 "driver_host": socket.gethostname(),
                 "sqlite": storage.startswith("sqlite"),
                 "heartbeat_interval": study.heartbeat_interval,
+                "checkpointing": study.checkpointing,
             }
             in_flight: dict[Any, tuple[Trial, int]] = {}
             # Trials asked in this run and not yet collected, submitted or not: Ctrl-C must
@@ -150,6 +153,7 @@ class RayExecutor:
                     "trial_id": trial.trial_id,
                     "number": trial.number,
                     "params": dict(trial.params),
+                    "resume": _resume_spec(trial),
                 }
                 ref = task.options(name=f"hpo-trial-{trial.number}", **resources).remote(
                     spec, objective_ref
@@ -173,7 +177,10 @@ class RayExecutor:
                         if timeout is not None and time.monotonic() - t0 >= timeout:
                             break
                         try:
-                            trial = ask(max_trials=max_trials)
+                            trial = study.resume_interrupted(max_trials) or ask(
+                                max_trials=max_trials
+                            )
+                            mine[trial.trial_id] = trial
                         except SearchExhausted as e:
                             log.debug("%s", e)
                             exhausted = True
@@ -189,7 +196,10 @@ class RayExecutor:
                         del in_flight[ref]
                         mine.pop(trial.trial_id, None)
                         if retry:
-                            submit(ask(params=trial.params), attempt + 1)
+                            # Resume from its last checkpoint, else its params as a new trial.
+                            again = study._resume(frozen) or ask(params=trial.params)
+                            mine[again.trial_id] = again
+                            submit(again, attempt + 1)
                         if by_driver:
                             self._driver_notify(study, frozen)
                         study._notify(frozen, None)
@@ -235,7 +245,13 @@ class RayExecutor:
             return frozen, False, False
         retry = crashed and attempt < self.retries
         if retry:
-            reason = f"{reason}; retried as a new trial ({attempt + 1}/{self.retries})"
+            info = frozen.system_attrs.get("checkpoint") or {}
+            how = (
+                f"resumed from its checkpoint of step {info.get('step')}"
+                if info.get("files") and study.checkpointing is not None
+                else "retried as a new trial"
+            )
+            reason = f"{reason}; {how} ({attempt + 1}/{self.retries})"
         log.warning("trial %d failed: %s", trial.number, reason)
         interrupted = retry or (reason or "").startswith("interrupted")
         finished = study._store.finish_trial(
@@ -405,8 +421,9 @@ def _run_trial(spec: Mapping[str, Any], objective: Callable[[Trial], Any]) -> st
             study.observers.extend(spec["observers"]())
         _STUDIES[key] = study
     study.pruner = spec["pruner"]
+    study.checkpointing = spec.get("checkpointing")
     _limit_threads(spec["cpus"])
-    trial = Trial(study, spec["trial_id"], spec["number"], spec["params"])
+    trial = Trial(study, spec["trial_id"], spec["number"], spec["params"], **spec["resume"])
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
     if not gpu_ids:
         # Ray (>= 2.50) leaves CUDA_VISIBLE_DEVICES alone for a task that asked for no GPU,
@@ -432,6 +449,18 @@ def _run_trial(spec: Mapping[str, Any], objective: Callable[[Trial], Any]) -> st
         if callable(flush):
             flush()
     return frozen.state.value
+
+
+def _resume_spec(trial: Trial) -> dict[str, Any]:
+    """What a worker needs to go on with a resumed trial (empty for a fresh one)."""
+    if trial.resumed_from is None:
+        return {}
+    return {
+        "intermediate": dict(trial.intermediate),
+        "user_attrs": dict(trial.user_attrs),
+        "checkpoint": dict(trial._ckpt or {}),
+        "resumed_from": trial.resumed_from,
+    }
 
 
 def _limit_threads(cpus: float) -> None:

@@ -567,6 +567,28 @@ class SQLStore(Store):
             ).rowcount
         return bool(n)
 
+    def resume_trial(self, trial_id: int, system_attrs: Mapping[str, Any]) -> bool:
+        with self._tx("resume a trial", write=True) as conn:
+            row = conn.execute(
+                sa.select(trials.c.system_attrs).where(trials.c.id == trial_id)
+            ).first()
+            if row is None:
+                return False
+            now = utcnow()
+            n = conn.execute(
+                trials.update()
+                .where(trials.c.id == trial_id, trials.c.state == TrialState.FAILED.value)
+                .values(
+                    state=TrialState.RUNNING.value,
+                    value=None,
+                    error=None,
+                    finished_at=None,
+                    heartbeat_at=now,
+                    system_attrs={**(row[0] or {}), **system_attrs},
+                )
+            ).rowcount
+        return bool(n)
+
     def fail_stale_trials(self, study_id: int, older_than: _dt.datetime) -> list[int]:
         cutoff = older_than.astimezone(_dt.timezone.utc).replace(tzinfo=None)
         with self._tx("fail stale trials", write=True) as conn:

@@ -18,6 +18,9 @@ Rules of :func:`train_and_evaluate`:
       same result on the same machine and torch version.
     * The return value is the *best* validation accuracy over the epochs (its epoch is the user
       attribute ``best_epoch``), the value a search should compare.
+    * After each epoch's report the run is checkpointed when the study keeps checkpoints; a
+      resumed trial restores its last checkpoint and goes on from the next epoch (see
+      ``_checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from hpo.exceptions import TrialPruned
 from hpo.models import build_model
 
 from ._augment import augment_batch
+from ._checkpoint import LoopCheckpoints
 from ._config import TrainConfig, make_optimizer, make_scheduler
 from ._device import configure_threads, resolve_device, seed_everything
 from ._protocol import TrialLike
@@ -175,7 +179,13 @@ def train_and_evaluate(
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time")
     history: dict[str, list[Any]] = {k: [] for k in keys}
     best, best_epoch = -math.inf, 0
-    for epoch in range(1, config.epochs + 1):
+    # Checkpoints (see _checkpoint.py): a resumed trial goes on after its last saved epoch.
+    checkpoints = LoopCheckpoints(trial, config.epochs)
+    resumed = checkpoints.restore(net, optimizer, scheduler, generator)
+    if resumed is not None:
+        history.update(resumed["history"])
+        best, best_epoch = resumed["best"], resumed["best_epoch"]
+    for epoch in range((resumed or {}).get("epoch", 0) + 1, config.epochs + 1):
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(
             net, optimizer, train_x, train_y, config.batch_size, generator, epoch, scheduler, config
@@ -199,6 +209,7 @@ def train_and_evaluate(
             for key, value in curves.items():
                 trial.set_user_attr(key, value)
         trial.report(val_acc, epoch)
+        checkpoints.save(epoch, net, optimizer, scheduler, generator, history, best, best_epoch)
         if trial.should_prune():
             raise TrialPruned()
     # Observers (the MLflow tracker) may log the trained model; it never enters the store.

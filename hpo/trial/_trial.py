@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from hpo.exceptions import HpoError
+from hpo.trial._checkpoints import Checkpointing
 
 if TYPE_CHECKING:
     from hpo.study import Study
 
 __all__ = ["Trial"]
+
+log = logging.getLogger("hpo")
+
+# One writer thread per process for checkpoints saved in the background: the training loop
+# hands it a copy of the state and goes on with the next epoch while the file is written.
+_WRITER: ThreadPoolExecutor | None = None
+
+
+def _writer() -> ThreadPoolExecutor:
+    global _WRITER
+    if _WRITER is None:
+        _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpo-checkpoint")
+    return _WRITER
 
 
 class Trial:
@@ -25,14 +41,29 @@ class Trial:
     written to the study's store at once, so a crash loses nothing already reported.
     """
 
-    def __init__(self, study: Study, trial_id: int, number: int, params: Mapping[str, Any]):
+    def __init__(
+        self,
+        study: Study,
+        trial_id: int,
+        number: int,
+        params: Mapping[str, Any],
+        *,
+        intermediate: Mapping[int, float] | None = None,
+        user_attrs: Mapping[str, Any] | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
+        resumed_from: int | None = None,
+    ):
         self._study = study
         self._id = trial_id
         self.number = number
         self.params: Mapping[str, Any] = MappingProxyType(dict(params))
-        self._intermediate: dict[int, float] = {}
-        self._user_attrs: dict[str, Any] = {}
+        self._intermediate: dict[int, float] = dict(intermediate or {})
+        self._user_attrs: dict[str, Any] = dict(user_attrs or {})
         self.artifacts: dict[str, Any] = {}
+        self._ckpt: dict[str, Any] | None = dict(checkpoint) if checkpoint else None
+        self._pending: Future[None] | None = None
+        self._ckpt_warned = False
+        self._resumed_from = resumed_from
 
     @property
     def study(self) -> Study:
@@ -92,6 +123,97 @@ class Trial:
         """Keep an object with the live trial for observers (e.g. the trained model, which the
         MLflow tracker logs as an artifact). Kept in memory only, never in the store."""
         self.artifacts[name] = obj
+
+    # -- checkpoints ---------------------------------------------------------------------
+    @property
+    def resumed_from(self) -> int | None:
+        """The step of the checkpoint this run of the trial resumed from; None for a fresh
+        start."""
+        return self._resumed_from
+
+    @property
+    def checkpointing(self) -> Checkpointing | None:
+        """The study's checkpoint settings in this process (None: no checkpoints kept)."""
+        return getattr(self._study, "checkpointing", None)
+
+    def checkpoint(self, state: Any, step: int | None = None, *, background: bool = False) -> bool:
+        """Save ``state`` (anything ``torch.save`` takes: state dicts, numbers, RNG states)
+        as the trial's checkpoint after ``step`` (default: the last reported step).
+
+        The file goes to ``ROOT/STUDY/trial-N/epoch-STEP.pt`` (written atomically) and the
+        store records it, so a rerun, or another worker, can resume the trial from it with
+        :meth:`last_checkpoint`. Only the newest ``keep`` files of a trial are kept. Returns
+        False, saving nothing, when the study keeps no checkpoints (an in-memory study, a
+        PostgreSQL study without a checkpoint location, ``--no-checkpoints``).
+
+        ``background=True`` writes in a thread and returns at once: ``state`` must not change
+        afterwards (pass copies). A failed save is a warning, never a failed trial.
+        """
+        settings = self.checkpointing
+        if settings is None:
+            return False
+        if isinstance(step, bool) or (step is not None and not isinstance(step, numbers.Integral)):
+            raise HpoError(f"trial.checkpoint: step must be an integer, got {step!r}.")
+        self.wait_checkpoints()
+        if step is None:
+            step = max(self._intermediate) if self._intermediate else self._saved() + 1
+        trial_dir = (self._ckpt or {}).get("dir") or settings.trial_dir(
+            self._study.name, self.number
+        )
+        if background:
+            self._pending = _writer().submit(self._save, settings, trial_dir, int(step), state)
+        else:
+            self._save(settings, trial_dir, int(step), state)
+        return True
+
+    def _saved(self) -> int:
+        return int((self._ckpt or {}).get("saved", 0))
+
+    def _save(self, settings: Checkpointing, trial_dir: str, step: int, state: Any) -> None:
+        name = f"epoch-{step}.pt"
+        try:
+            Checkpointing.write(trial_dir, name, state)
+            files = [f for f in (self._ckpt or {}).get("files", []) if f != name] + [name]
+            old, files = files[: -settings.keep], files[-settings.keep :]
+            info = {"dir": trial_dir, "files": files, "step": step, "saved": self._saved() + 1}
+            self._study._store.set_trial_attrs(self._id, system={"checkpoint": info})
+            self._ckpt = info
+            Checkpointing.remove(trial_dir, old)
+        except Exception as e:
+            if not self._ckpt_warned:
+                self._ckpt_warned = True
+                log.warning(
+                    "trial %d: could not save its checkpoint of step %d to %s (%s: %s); "
+                    "it goes on without it",
+                    self.number,
+                    step,
+                    trial_dir,
+                    type(e).__name__,
+                    e,
+                )
+
+    def wait_checkpoints(self) -> None:
+        """Wait until checkpoints saved in the background are written and recorded."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def last_checkpoint(self, map_location: Any = None) -> Any | None:
+        """The state saved by the trial's newest checkpoint, or None when it has none (a
+        fresh trial). A resumed trial gets what its interrupted run saved last.
+
+        ``map_location`` is passed to ``torch.load`` (e.g. ``"cpu"``).
+        """
+        self.wait_checkpoints()
+        info = self._ckpt or {}
+        files = info.get("files") or []
+        if not files:
+            return None
+        try:
+            return Checkpointing.read(str(info["dir"]), files[-1], map_location=map_location)
+        except FileNotFoundError:
+            log.warning("trial %d: its checkpoint %s is gone", self.number, files[-1])
+            return None
 
     def set_system_attrs(self, attrs: Mapping[str, Any]) -> None:
         """hpo's own bookkeeping (host, device, MLflow run id); not for objectives."""

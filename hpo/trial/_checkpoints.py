@@ -1,0 +1,215 @@
+"""Where a study's checkpoints live, and how they are written, read and deleted.
+
+Layout: ``ROOT/STUDY/trial-N/epoch-E.pt``. ``ROOT`` is a local folder (by default the SQLite
+store's file name plus ``.checkpoints``) or any fsspec URL (``s3://bucket/ckpt``,
+``file:///shared/ckpt``, ``memory://x``). A trial records where its checkpoints are in its
+system attribute ``checkpoint``::
+
+    {"dir": "ROOT/STUDY/trial-N", "files": ["epoch-3.pt"], "step": 3, "saved": 3}
+
+so any process that can reach ``ROOT`` can pick the trial up, whatever flags it was given.
+Files are written atomically: to a temporary name first, then renamed, so a process killed
+mid-write leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import posixpath
+import secrets
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from hpo.exceptions import HpoError
+
+__all__ = ["MIN_FREE_BYTES", "Checkpointing", "default_checkpoint_dir"]
+
+#: A local checkpoint location with less free space than this is refused at start.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def _local(path: str) -> str:
+    return path[len("file://") :] if path.startswith("file://") else path
+
+
+def _fs(url: str) -> tuple[Any, str]:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    return fs, root
+
+
+def _join(root: str, *parts: str) -> str:
+    if _is_local(root):
+        return os.path.join(_local(root), *parts)
+    return posixpath.join(root, *parts)
+
+
+def default_checkpoint_dir(store_url: str) -> str | None:
+    """``FILE.checkpoints`` next to a SQLite file store; None for in-memory or server stores
+    (a local folder is not shared by the machines a PostgreSQL study spans)."""
+    if not store_url.startswith("sqlite"):
+        return None
+    rest = store_url.split("://", 1)[1]
+    path = rest[1:] if rest.startswith("/") else rest
+    path = path.split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return os.path.abspath(os.path.expanduser(path)) + ".checkpoints"
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """How a study's trials keep checkpoints.
+
+    Args:
+        dir: The root: a local folder or an fsspec URL.
+        every: The built-in training loop saves after every ``every``-th epoch (and the last).
+        keep: Newest checkpoints kept per trial while it runs.
+        best: Finished trials whose checkpoints are kept: the best ``best`` completed ones
+            (the others' are deleted when a trial finishes).
+    """
+
+    dir: str
+    every: int = 1
+    keep: int = 1
+    best: int = 1
+
+    def __post_init__(self) -> None:
+        for name, low in (("every", 1), ("keep", 1), ("best", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise HpoError(f"checkpoint {name} must be an integer >= {low}, got {v!r}.")
+        if not isinstance(self.dir, str) or not self.dir:
+            raise HpoError(f"checkpoint dir must be a folder or a URL, got {self.dir!r}.")
+        if _is_local(self.dir):
+            local = os.path.abspath(os.path.expanduser(_local(self.dir)))
+            object.__setattr__(self, "dir", local)
+
+    # -- places --------------------------------------------------------------------------
+    def trial_dir(self, study: str, number: int) -> str:
+        return _join(self.dir, study, f"trial-{number}")
+
+    def study_dir(self, study: str) -> str:
+        return _join(self.dir, study)
+
+    # -- start-up check ------------------------------------------------------------------
+    def check(self) -> None:
+        """Make the root and write (then delete) a small file in it.
+
+        Raises:
+            HpoError: the location cannot be made or written, or (a local disk) has less
+                than :data:`MIN_FREE_BYTES` free; the message names the location.
+        """
+        probe_name = f".hpo-probe-{secrets.token_hex(4)}"
+        fix = "choose another with --checkpoint-dir, or turn them off with --no-checkpoints"
+        try:
+            if _is_local(self.dir):
+                os.makedirs(self.dir, exist_ok=True)
+                probe = os.path.join(self.dir, probe_name)
+                with open(probe, "wb") as f:
+                    f.write(b"hpo")
+                os.remove(probe)
+                free = shutil.disk_usage(self.dir).free
+                if free < MIN_FREE_BYTES:
+                    raise HpoError(
+                        f"checkpoint location {self.dir!r} has only {free / 2**20:.1f} MiB "
+                        f"free (at least {MIN_FREE_BYTES / 2**20:.0f} MiB needed); free some "
+                        f"space or {fix}."
+                    )
+            else:
+                fs, root = _fs(self.dir)
+                fs.makedirs(root, exist_ok=True)
+                probe = posixpath.join(root, probe_name)
+                fs.pipe_file(probe, b"hpo")
+                fs.rm_file(probe)
+        except HpoError:
+            raise
+        except Exception as e:
+            raise HpoError(
+                f"cannot write checkpoints to {self.dir!r}: {type(e).__name__}: {e}; {fix}."
+            ) from None
+
+    # -- files ---------------------------------------------------------------------------
+    @staticmethod
+    def write(trial_dir: str, name: str, state: Any) -> None:
+        """``torch.save(state)`` to ``trial_dir/name``, atomically (temporary name, rename)."""
+        import torch
+
+        tmp_name = f".{name}.{os.getpid()}-{secrets.token_hex(3)}.tmp"
+        if _is_local(trial_dir):
+            d = _local(trial_dir)
+            os.makedirs(d, exist_ok=True)
+            tmp = os.path.join(d, tmp_name)
+            try:
+                with open(tmp, "wb") as f:
+                    torch.save(state, f)
+                os.replace(tmp, os.path.join(d, name))
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                raise
+            return
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        fs, root = _fs(trial_dir)
+        fs.makedirs(root, exist_ok=True)
+        tmp = posixpath.join(root, tmp_name)
+        fs.pipe_file(tmp, buf.getvalue())
+        fs.mv(tmp, posixpath.join(root, name))
+
+    @staticmethod
+    def read(trial_dir: str, name: str, map_location: Any = None) -> Any:
+        """The state saved in ``trial_dir/name``.
+
+        Checkpoints hold RNG states and optimiser settings, not only tensors, so they load
+        with ``weights_only=False``: read only checkpoints that your own studies wrote.
+        """
+        import torch
+
+        if _is_local(trial_dir):
+            with open(os.path.join(_local(trial_dir), name), "rb") as f:
+                return torch.load(f, map_location=map_location, weights_only=False)
+        fs, root = _fs(trial_dir)
+        data = fs.cat_file(posixpath.join(root, name))
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+
+    @staticmethod
+    def exists(trial_dir: str, name: str) -> bool:
+        if _is_local(trial_dir):
+            return os.path.isfile(os.path.join(_local(trial_dir), name))
+        fs, root = _fs(trial_dir)
+        return bool(fs.exists(posixpath.join(root, name)))
+
+    @staticmethod
+    def remove(trial_dir: str, names: list[str]) -> None:
+        """Delete files of a trial's folder; missing ones are fine."""
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                if _is_local(trial_dir):
+                    os.remove(os.path.join(_local(trial_dir), name))
+                else:
+                    fs, root = _fs(trial_dir)
+                    fs.rm_file(posixpath.join(root, name))
+
+    @staticmethod
+    def remove_tree(path: str) -> bool:
+        """Delete a folder and everything in it; False when there was none."""
+        if _is_local(path):
+            p = _local(path)
+            if not os.path.exists(p):
+                return False
+            shutil.rmtree(p, ignore_errors=True)
+            return True
+        fs, root = _fs(path)
+        if not fs.exists(root):
+            return False
+        fs.rm(root, recursive=True)
+        return True
