@@ -75,7 +75,11 @@ def dashboard(
 def plot(
     study: str = typer.Argument(..., help="The study's name (see `hpo studies`)."),
     kind: str = typer.Option(
-        ..., "--kind", "-k", help="history, parallel, importance, slices or curves."
+        ...,
+        "--kind",
+        "-k",
+        help="history, parallel, importance, slices or curves; or what the optimiser thinks: "
+        "surrogate, acquisition, contour, learning (bayes), tpe, coverage, timeline or edf.",
     ),
     output: Path = typer.Option(
         ..., "--output", "-o", help="The file to write: .png (matplotlib) or .html (plotly)."
@@ -87,13 +91,29 @@ def plot(
         help="Trials to draw on top of the curves, e.g. 3,7 [default: the best trial].",
         show_default=False,
     ),
+    x: str = typer.Option(
+        None, "--x", help="contour: the parameter across [default: the first].", show_default=False
+    ),
+    y: str = typer.Option(
+        None, "--y", help="contour: the parameter up [default: the second].", show_default=False
+    ),
 ) -> None:
     """Write a study's plot to a PNG or self-contained HTML file."""
     import hpo
     from hpo.plots import KINDS, write_plot
+    from hpo.plots._optimizer_figures import OPTIMIZER_KINDS, write_optimizer_plot
 
-    if kind not in KINDS:  # before opening the store: a typo answers at once
-        raise HpoError(f"--kind must be one of {', '.join(KINDS)}; got {kind!r}.")
+    if kind not in KINDS and kind not in OPTIMIZER_KINDS:  # a typo answers at once
+        raise HpoError(
+            f"--kind must be one of {', '.join((*KINDS, *OPTIMIZER_KINDS))}; got {kind!r}."
+        )
+    if kind in OPTIMIZER_KINDS:
+        s = hpo.load_study(study, storage=existing_storage(storage))
+        out = write_optimizer_plot(s, kind, output, x=x, y=y)
+        typer.echo(f"wrote {out} ({kind} of study {s.name!r}, {len(s.trials)} trials)")
+        return
+    if x is not None or y is not None:
+        raise HpoError(f"--x and --y are for --kind contour, not {kind!r}.")
     numbers = None
     if highlight is not None:
         try:

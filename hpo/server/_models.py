@@ -20,6 +20,7 @@ __all__ = [
     "AskIn",
     "AskOut",
     "ErrorOut",
+    "NoteIn",
     "ParamSpec",
     "ReportIn",
     "ReportOut",
@@ -136,6 +137,7 @@ class TrialOut(BaseModel):
     system_attrs: dict[str, Any] = Field(
         default_factory=dict, description="What hpo recorded (absent with attrs=false)."
     )
+    note: str | None = Field(None, description="A person's note on the trial (PUT .../note).")
 
 
 class StudyDetail(StudyOut):
@@ -144,6 +146,13 @@ class StudyDetail(StudyOut):
     seed: int
     meta: dict[str, Any]
     best_trial: TrialOut | None
+    note: str | None = Field(None, description="A person's note on the study (PUT .../note).")
+
+
+class NoteIn(_In):
+    note: Annotated[str, StringConstraints(max_length=10_000, pattern=r"^[^\x00]*$")] = Field(
+        description="Free text; an empty note removes it."
+    )
 
 
 class AskIn(_In):
@@ -237,6 +246,7 @@ def trial_out(
         "mlflow_url": f"{mlflow_ui.rstrip('/')}/#/runs/{run}" if run and mlflow_ui else None,
         "user_attrs": same(dict(t.user_attrs)),
         "system_attrs": same({k: v for k, v in t.system_attrs.items() if k != "trial_id"}),
+        "note": t.system_attrs.get("note") or None,
     }
 
 
