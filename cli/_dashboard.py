@@ -79,7 +79,8 @@ def plot(
         "--kind",
         "-k",
         help="history, parallel, importance, slices, curves, or confusion (the final model's "
-        "test split).",
+        "test split); or what the optimiser thinks: surrogate, acquisition, contour, learning "
+        "(bayes), tpe, coverage, timeline or edf.",
     ),
     output: Path = typer.Option(
         ..., "--output", "-o", help="The file to write: .png (matplotlib) or .html (plotly)."
@@ -91,14 +92,28 @@ def plot(
         help="Trials to draw on top of the curves, e.g. 3,7 [default: the best trial].",
         show_default=False,
     ),
+    x: str = typer.Option(
+        None, "--x", help="contour: the parameter across [default: the first].", show_default=False
+    ),
+    y: str = typer.Option(
+        None, "--y", help="contour: the parameter up [default: the second].", show_default=False
+    ),
 ) -> None:
     """Write a study's plot to a PNG or self-contained HTML file."""
     import hpo
     from hpo.plots import KINDS, write_plot
+    from hpo.plots._optimizer_figures import OPTIMIZER_KINDS, write_optimizer_plot
 
-    kinds = (*KINDS, "confusion")
+    kinds = (*KINDS, "confusion", *OPTIMIZER_KINDS)
     if kind not in kinds:  # before opening the store: a typo answers at once
         raise HpoError(f"--kind must be one of {', '.join(kinds)}; got {kind!r}.")
+    if kind in OPTIMIZER_KINDS:
+        s = hpo.load_study(study, storage=existing_storage(storage))
+        out = write_optimizer_plot(s, kind, output, x=x, y=y)
+        typer.echo(f"wrote {out} ({kind} of study {s.name!r}, {len(s.trials)} trials)")
+        return
+    if x is not None or y is not None:
+        raise HpoError(f"--x and --y are for --kind contour, not {kind!r}.")
     numbers = None
     if highlight is not None:
         try:

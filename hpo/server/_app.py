@@ -25,6 +25,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -56,11 +57,13 @@ from hpo.exceptions import (
 )
 from hpo.plots import KINDS, figure
 from hpo.plots._data import Importance, importance
+from hpo.plots._optimizer_figures import OPTIMIZER_KINDS, default_kinds, optimizer_figure
 from hpo.server._models import (
     INT32,
     AskIn,
     AskOut,
     ErrorOut,
+    NoteIn,
     ReportIn,
     ReportOut,
     StudyCreate,
@@ -102,6 +105,12 @@ Snapshot = Annotated[
 ]
 
 PlotKind = enum.Enum("PlotKind", {k: k for k in KINDS}, type=str)  # type: ignore[misc]
+OptimizerKind = enum.Enum(  # type: ignore[misc]
+    "OptimizerKind", {k: k for k in OPTIMIZER_KINDS}, type=str
+)
+ParamName = Annotated[
+    str | None, Query(max_length=200, description="A parameter of the study's space.")
+]
 
 Highlight = Annotated[
     list[int], Query(max_length=100, description="Trials drawn on top of the learning curves.")
@@ -280,11 +289,18 @@ class _Studies:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._open: dict[str, Study] = {}
+        self._notes: dict[int, Any] = {}  # study id -> its note as last read
         self._lock = threading.Lock()
+
+    def note(self, study: Study) -> str | None:
+        """The study's note as :meth:`get` last read it (a Study keeps its record as made)."""
+        note = self._notes.get(study.record.id, study.record.user_attrs.get("note"))
+        return str(note) if note else None
 
     def get(self, quoted: str) -> Study:
         name = urllib.parse.unquote(quoted)  # the path segment, as _name_path encoded it
         record = self.store.get_study(name)  # StudyNotFoundError: 404
+        self._notes[record.id] = record.user_attrs.get("note")
         with self._lock:
             study = self._open.get(name)
             if study is not None and study.record.id == record.id:
@@ -334,6 +350,86 @@ class _ImportanceCache:
             while len(self._data) > self._size:
                 self._data.popitem(last=False)
         return value
+
+
+def _revision(trials: Sequence[FrozenTrial]) -> str:
+    """What the optimiser views depend on: each trial's number, state, value and last step."""
+    key = repr([(t.number, t.state.value, t.value, t.last_step) for t in trials]).encode()
+    return hashlib.blake2b(key, digest_size=10).hexdigest()
+
+
+class _OptimizerCache:
+    """The optimiser views of each study revision (:func:`_revision`): the GP is fitted once
+    per revision and each figure drawn once; the timeline of a study with running trials is
+    drawn afresh (its bars grow and its ETAs move with the clock)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._models: OrderedDict[tuple[int, str], Any] = OrderedDict()
+        self._figures: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def _model(self, study: Study, trials: Sequence[FrozenTrial], rev: str) -> Any:
+        from hpo.plots._optimizer import fit
+
+        key = (study.record.id, rev)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        model = fit(study.space, trials, study.direction, study.strategy)
+        with self._lock:
+            self._models[key] = model
+            while len(self._models) > 8:
+                self._models.popitem(last=False)
+        return model
+
+    def get(
+        self,
+        study: Study,
+        trials: Sequence[FrozenTrial],
+        kinds: Sequence[str],
+        x: str | None,
+        y: str | None,
+    ) -> tuple[str, dict[str, Any], list[str]]:
+        """(revision, figures by kind, the kinds served from the cache)."""
+        rev = _revision(trials)
+        running = any(t.state is TrialState.RUNNING for t in trials)
+        out: dict[str, Any] = {}
+        hits: list[str] = []
+        for kind in kinds:
+            pair = (x, y) if kind == "contour" else (None, None)
+            key = (study.record.id, rev, kind, *pair)
+            volatile = kind == "timeline" and running
+            with self._lock:
+                fig = None if volatile else self._figures.get(key)
+            if fig is not None:
+                out[kind] = fig
+                hits.append(kind)
+                continue
+            model = (
+                self._model(study, trials, rev)
+                if kind in ("surrogate", "acquisition", "contour", "learning")
+                else None
+            )
+            fig = optimizer_figure(
+                kind,
+                study.space,
+                trials,
+                study.direction,
+                study.strategy,
+                seed=study.record.seed,
+                x=x,
+                y=y,
+                model=model,
+            )
+            out[kind] = fig
+            if not volatile:
+                with self._lock:
+                    self._figures[key] = fig
+                    while len(self._figures) > self._size:
+                        self._figures.popitem(last=False)
+        return rev, out, hits
 
 
 def _loopback_name(host_header: str) -> bool:
@@ -558,6 +654,7 @@ def create_app(
     # first page asking for parameter importance does not wait for it.
     threading.Thread(target=_warm_up, name="hpo-warm-up", daemon=True).start()
     importance_cache = _ImportanceCache()
+    optimizer_cache = _OptimizerCache()
     bearer = HTTPBearer(auto_error=False, description="The server's token (--token / HPO_TOKEN).")
 
     # The token is checked by _Guard, before the body is read; this dependency declares it in
@@ -660,6 +757,7 @@ def create_app(
             "meta": clean(dict(rec.meta)),
             "best_trial": trial_out(best, mlflow_ui) if best is not None else None,
             "evaluation": evaluation_out(study.evaluation),
+            "note": studies.note(study),
         }
 
     @app.post(
@@ -892,6 +990,82 @@ def create_app(
         k = kind.value
         marked = [*highlight, *_numbers(highlight_ranges)]
         return _json(_figures(studies.get(name), [k], marked, only_highlighted, snapshot)[k])
+
+    # -- what the optimiser thinks ------------------------------------------------------
+    @app.get(
+        "/api/studies/{name}/optimizer",
+        tags=["plots"],
+        response_model=None,
+        responses={200: {"model": dict[str, Any]}, **_ERRORS},
+        dependencies=Read,
+    )
+    def optimizer(
+        name: NamePath,
+        kind: Annotated[
+            list[OptimizerKind] | None,
+            Query(description="Only these views [default: those of the study's strategy]."),
+        ] = None,
+        x: ParamName = None,
+        y: ParamName = None,
+        snapshot: Snapshot = None,
+    ) -> Response:
+        """What the optimiser thinks, as plotly figures keyed by kind: for bayes its GP
+        (surrogate slices, acquisition, a contour of ``x`` and ``y``, whether it still
+        learns), for tpe its densities, for random and grid their coverage; for every
+        study the workers' timeline and the EDF. Computed from the stored history with the
+        strategy's own code, once per study revision (``revision``; ``cached`` lists the
+        views served from the cache)."""
+        t0 = time.perf_counter()
+        study = studies.get(name)
+        for param, what in ((x, "x"), (y, "y")):
+            if param is not None and param not in study.space:
+                raise HTTPException(
+                    422,
+                    f"query {what}: {param!r} is not a parameter of study {study.name!r}; "
+                    f"pick one of {', '.join(study.space)}.",
+                )
+        kinds = [k.value for k in kind] if kind else list(default_kinds(study.record.strategy))
+        trials = _trials(study, snapshot)
+        rev, figs, hits = optimizer_cache.get(study, trials, kinds, x, y)
+        return _json(
+            {
+                "study": study.name,
+                "strategy": study.record.strategy,
+                "revision": rev,
+                "kinds": kinds,
+                "figures": figs,
+                "cached": hits,
+                "server_ms": round((time.perf_counter() - t0) * 1000, 2),
+            }
+        )
+
+    # -- notes ---------------------------------------------------------------------------
+    @app.put(
+        "/api/studies/{name}/note",
+        tags=["studies"],
+        response_model=StudyDetail,
+        responses=_ERRORS,
+        dependencies=Write,
+    )
+    def study_note(name: NamePath, body: NoteIn) -> Any:
+        """Keep a note on the study (in the store, with the study); an empty note removes it."""
+        study = studies.get(name)
+        store.annotate_study(study.record.id, {"note": body.note or None})
+        return _detail(studies.get(name))
+
+    @app.put(
+        "/api/studies/{name}/trials/{number}/note",
+        tags=["trials"],
+        response_model=TrialOut,
+        responses=_ERRORS,
+        dependencies=Write,
+    )
+    def trial_note(name: NamePath, number: NumberPath, body: NoteIn) -> Any:
+        """Keep a note on a trial, finished or not (the result itself never changes)."""
+        study = studies.get(name)
+        t = studies.trial(study, number)
+        store.annotate_trial(int(t.system_attrs["trial_id"]), {"note": body.note or None})
+        return trial_out(studies.trial(study, number), mlflow_ui)
 
     # -- the page ------------------------------------------------------------------------
     @app.get("/api/config", tags=["studies"], response_model=dict[str, Any])

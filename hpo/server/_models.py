@@ -21,6 +21,7 @@ __all__ = [
     "AskOut",
     "ErrorOut",
     "EvaluationOut",
+    "NoteIn",
     "ParamSpec",
     "ReportIn",
     "ReportOut",
@@ -138,6 +139,7 @@ class TrialOut(BaseModel):
     system_attrs: dict[str, Any] = Field(
         default_factory=dict, description="What hpo recorded (absent with attrs=false)."
     )
+    note: str | None = Field(None, description="A person's note on the trial (PUT .../note).")
 
 
 class EvaluationOut(BaseModel):
@@ -163,6 +165,13 @@ class StudyDetail(StudyOut):
     best_trial: TrialOut | None
     evaluation: EvaluationOut | None = Field(
         None, description="The latest final evaluation (hpo evaluate), if any."
+    )
+    note: str | None = Field(None, description="A person's note on the study (PUT .../note).")
+
+
+class NoteIn(_In):
+    note: Annotated[str, StringConstraints(max_length=10_000, pattern=r"^[^\x00]*$")] = Field(
+        description="Free text; an empty note removes it."
     )
 
 
@@ -257,6 +266,7 @@ def trial_out(
         "mlflow_url": f"{mlflow_ui.rstrip('/')}/#/runs/{run}" if run and mlflow_ui else None,
         "user_attrs": same(dict(t.user_attrs)),
         "system_attrs": same({k: v for k, v in t.system_attrs.items() if k != "trial_id"}),
+        "note": t.system_attrs.get("note") or None,
     }
 
 

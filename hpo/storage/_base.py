@@ -167,6 +167,13 @@ class Store(abc.ABC):
         attributes, finished or not. Results (state, value, params, intermediate values,
         user attributes) stay immutable once finished."""
 
+    def annotate_study(self, study_id: int, attrs: Mapping[str, Any]) -> None:
+        """Merge ``attrs`` (a person's note: ``{"note": text}``) into a study's user
+        attributes. Everything the study was created with stays as it was."""
+        from hpo.exceptions import StorageError
+
+        raise StorageError(f"{type(self).__name__} keeps no study annotations.")
+
     @abc.abstractmethod
     def heartbeat(self, trial_ids: Sequence[int]) -> None:
         """Tell the store that these running trials are still alive."""

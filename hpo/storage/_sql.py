@@ -527,6 +527,19 @@ class SQLStore(Store):
                 .values(system_attrs={**(row[0] or {}), **system})
             )
 
+    def annotate_study(self, study_id: int, attrs: Mapping[str, Any]) -> None:
+        with self._tx("annotate a study", write=True) as conn:
+            row = conn.execute(
+                sa.select(studies.c.user_attrs).where(studies.c.id == study_id)
+            ).first()
+            if row is None:
+                raise StorageError(f"cannot annotate: study id {study_id} does not exist.")
+            conn.execute(
+                studies.update()
+                .where(studies.c.id == study_id)
+                .values(user_attrs={**(row[0] or {}), **attrs})
+            )
+
     def heartbeat(self, trial_ids: Sequence[int]) -> None:
         if not trial_ids:
             return

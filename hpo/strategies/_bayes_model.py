@@ -1,0 +1,255 @@
+"""What ``bayes`` believes: its Gaussian process, refitted from a study's stored history.
+
+The dashboard's optimiser view and ``hpo plot --kind surrogate|acquisition|contour|learning``
+draw this model. It is the strategy's own model, not a second one: the same encoding
+(:class:`~hpo.strategies._bayes._Codec`), the same value transform (``_standardise`` and the
+Yeo-Johnson steps of ``_warp``), the same prior-mean shift, the same :func:`fit_gp` and the
+same :class:`~hpo.strategies._gp.Acquisition`, with running trials fantasised by the same
+kriging believer. Only the few lines of ``BayesStrategy.propose`` that pick the observed
+trials and build ``x`` and ``y`` are mirrored here (:func:`training_data`), because ``propose``
+does not hand them out; ``tests/test_optimizer.py`` checks that they give the very ``x`` and
+``y`` the strategy fits, so the two cannot drift apart unnoticed.
+
+Unlike the strategy, the model also maps its beliefs back to the objective's own units: the
+inverse of the value transform (standardising and Yeo-Johnson are both monotone, so a
+quantile maps to a quantile: mean ± 2 sd in model units becomes a band in value units).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hpo.space import Categorical, Float, Int, SearchSpace
+from hpo.strategies._bayes import (
+    BayesStrategy,
+    _Codec,
+    _standardise,
+    _yeo_johnson,
+    _yeo_johnson_lambda,
+)
+from hpo.strategies._gp import GP, Acquisition, fit_gp
+from hpo.trial import Direction, FrozenTrial, TrialState
+
+__all__ = ["BayesModel", "Transform", "fit_model", "training_data"]
+
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)  # E[g(Z)], Z ~ N(0, 1)
+
+
+def observed_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials ``BayesStrategy.propose`` learns from (mirrors its selection)."""
+    return [
+        t
+        for t in trials
+        if (t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.value is not None)
+        or (t.state is TrialState.FAILED and not t.interrupted)
+    ]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Objective value <-> model units: ``sign``, divide by ``top``, standardise, Yeo-Johnson
+    with ``lmbda`` (``None``: not warped), standardise again, minus the prior mean."""
+
+    sign: float
+    top: float
+    mean1: float
+    sd1: float
+    lmbda: float | None
+    mean2: float
+    sd2: float
+    prior_mean: float
+    low: float = -math.inf  # the values seen (times sign), to bound extrapolation
+    high: float = math.inf
+
+    def to_value(self, m: np.ndarray) -> np.ndarray:
+        """Model units -> the objective's units (monotone, so quantiles map to quantiles).
+
+        Far beyond the values seen, the inverse power transform has a pole (it maps a finite
+        model value to an infinite one): results are kept within the values seen widened by
+        their spread on each side."""
+        w = (np.asarray(m, dtype=float) + self.prior_mean) * self.sd2 + self.mean2
+        z = w if self.lmbda is None else _inverse_yeo_johnson(w, self.lmbda)
+        raw = (z * self.sd1 + self.mean1) * self.top
+        span = self.high - self.low
+        raw = np.clip(np.nan_to_num(raw, nan=self.high + span), self.low - span, self.high + span)
+        return self.sign * raw
+
+
+def _std_params(y: np.ndarray) -> tuple[float, float, float]:
+    """(top, mean, sd) as ``_standardise`` uses them: ``(y / top - mean) / sd``."""
+    top = float(np.max(np.abs(y))) if len(y) else 0.0
+    if not (top > 0 and math.isfinite(top)):
+        top = 1.0
+    s = y / top
+    sd = float(s.std())
+    return top, float(s.mean()), sd if sd > 0 else 1.0
+
+
+def _inverse_yeo_johnson(w: np.ndarray, lmbda: float) -> np.ndarray:
+    out = np.empty_like(w)
+    pos = w >= 0
+    with np.errstate(all="ignore"):
+        if abs(lmbda) < 1e-16:
+            out[pos] = np.expm1(w[pos])
+        else:
+            base = np.maximum(w[pos] * lmbda + 1.0, 1e-300)
+            out[pos] = np.expm1(np.log(base) / lmbda)
+        if abs(lmbda - 2) < 1e-16:
+            out[~pos] = -np.expm1(-w[~pos])
+        else:
+            base = np.maximum(1.0 - (2.0 - lmbda) * w[~pos], 1e-300)
+            out[~pos] = -np.expm1(np.log(base) / (2.0 - lmbda))
+    return out
+
+
+def training_data(
+    space: SearchSpace,
+    trials: Sequence[FrozenTrial],
+    direction: Direction,
+    strategy: BayesStrategy,
+) -> tuple[np.ndarray, np.ndarray, Transform, list[FrozenTrial]]:
+    """``x`` and ``y`` exactly as ``BayesStrategy.propose`` builds them, the transform that
+    made ``y`` (to map beliefs back to values), and the observed trials (rows of ``x``)."""
+    codec = _Codec(space)
+    observed = observed_trials(trials)
+    sign = 1.0 if direction is Direction.MINIMIZE else -1.0
+    values = np.array([sign * t.value for t in observed if t.value is not None])
+    worst = float(values.max()) if len(values) else 0.0
+    x = np.array([codec.encode(t.params) for t in observed]).reshape(len(observed), codec.dim)
+    raw = np.array([sign * t.value if t.value is not None else worst for t in observed])
+    # The steps of _warp (and _standardise), keeping their parameters for the way back.
+    top, mean1, sd1 = _std_params(raw)
+    z = _standardise(raw)
+    lmbda: float | None = None
+    mean2, sd2 = 0.0, 1.0
+    y = z
+    if strategy.warp and len(z) >= 3 and float(z.std()) != 0.0:
+        lam = _yeo_johnson_lambda(z)
+        with np.errstate(all="ignore"):
+            w = _yeo_johnson(z, lam)
+        if np.all(np.isfinite(w)):
+            _t, mean2, sd2 = _std_params(w)
+            mean2, sd2 = mean2 * _t, sd2 * _t
+            y = _standardise(w)
+            lmbda = lam
+    y = y - strategy.prior_mean
+    low, high = (float(raw.min()), float(raw.max())) if len(raw) else (-math.inf, math.inf)
+    transform = Transform(sign, top, mean1, sd1, lmbda, mean2, sd2, strategy.prior_mean, low, high)
+    return x, y, transform, observed
+
+
+@dataclass
+class BayesModel:
+    """The fitted GP of a ``bayes`` study and what it needs to speak in the study's terms."""
+
+    space: SearchSpace
+    codec: _Codec
+    gp: GP
+    x: np.ndarray
+    y: np.ndarray
+    transform: Transform
+    observed: list[FrozenTrial]
+    pending: list[FrozenTrial]
+    acquisition: Acquisition  # what the next proposal maximises (believer when trials run)
+    best_params: dict[str, Any]
+
+    # -- beliefs in value units ----------------------------------------------------------
+    def predict(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posterior mean and the mean ∓ 2 sd band at encoded points, in value units
+        (``lower`` and ``upper`` are the band's ends, whichever direction)."""
+        m, var = self.gp.posterior(np.atleast_2d(xq))
+        sd = np.sqrt(var)
+        to = self.transform.to_value
+        a, b = to(m - 2 * sd), to(m + 2 * sd)
+        return to(m), np.minimum(a, b), np.maximum(a, b)
+
+    def model_posterior(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and sd in model units (what the GP itself holds)."""
+        m, var = self.gp.posterior(np.atleast_2d(xq))
+        return m, np.sqrt(var)
+
+    def expected_improvement(self, xq: np.ndarray, gp: GP | None = None) -> np.ndarray:
+        """Expected improvement over the best observed value, in the objective's units
+        (Gauss-Hermite quadrature through the inverse transform; always >= 0)."""
+        return expected_improvement_in_values(
+            gp or self.gp, self.transform, float(self.y.min()), np.atleast_2d(xq)
+        )
+
+    def encode(self, params: Mapping[str, Any]) -> np.ndarray:
+        return self.codec.encode(params)
+
+
+def expected_improvement_in_values(
+    gp: GP, transform: Transform, best_model: float, xq: np.ndarray
+) -> np.ndarray:
+    m, var = gp.posterior(xq)
+    sd = np.sqrt(var)
+    f = m[:, None] + sd[:, None] * _GH_NODES[None, :]  # (points, nodes), model units
+    to = transform.to_value
+    best = float(to(np.array([best_model]))[0])
+    vals = to(f.reshape(-1)).reshape(f.shape)
+    gain = np.maximum(transform.sign * (best - vals), 0.0)
+    return (gain @ _GH_WEIGHTS) / math.sqrt(2 * math.pi)
+
+
+def fit_model(
+    space: SearchSpace,
+    trials: Sequence[FrozenTrial],
+    direction: Direction,
+    strategy: BayesStrategy,
+) -> BayesModel | None:
+    """The strategy's GP fitted to ``trials``, or None while it still uses its initial
+    design (fewer than ``n_initial`` trials with a value) — the same rule as ``propose``."""
+    from threadpoolctl import threadpool_limits
+
+    observed = observed_trials(trials)
+    n_valued = sum(1 for t in observed if t.value is not None)
+    if n_valued < max(strategy.n_initial, 2):
+        return None
+    x, y, transform, observed = training_data(space, trials, direction, strategy)
+    codec = _Codec(space)
+    with threadpool_limits(limits=1):
+        gp = fit_gp(x, y, codec.is_cat, deterministic=strategy.deterministic)
+        best = float(y.min())
+        pending = [t for t in trials if t.state is TrialState.RUNNING and t.params]
+        acqf = Acquisition(gp, best)
+        if pending:  # the kriging believer, as BayesStrategy._propose_gp fantasises them
+            xp = np.array([codec.encode(t.params) for t in pending])
+            mp, _ = gp.posterior(xp)
+            acqf = Acquisition(gp.condition_on(xp, mp), min(best, float(mp.min())))
+    best_trial = next(
+        (
+            observed[int(i)]
+            for i in np.argsort(y, kind="stable")
+            if observed[int(i)].state is TrialState.COMPLETE
+        ),
+        observed[int(np.argmin(y))],
+    )
+    return BayesModel(
+        space=space,
+        codec=codec,
+        gp=gp,
+        x=x,
+        y=y,
+        transform=transform,
+        observed=observed,
+        pending=pending,
+        acquisition=acqf,
+        best_params=dict(best_trial.params),
+    )
+
+
+def slice_values(p: Any, n: int = 60) -> list[Any]:
+    """The values a slice along parameter ``p`` visits."""
+    if isinstance(p, Categorical):
+        return list(p.choices)
+    if isinstance(p, Int) and p.n_values <= n:
+        return [p.low + k * p.step for k in range(p.n_values)]
+    assert isinstance(p, (Float, Int))
+    out = [p.from_unit(float(u)) for u in np.linspace(0.0, 1.0, n)]
+    return list(dict.fromkeys(out))  # integers: no repeats
