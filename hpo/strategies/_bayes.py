@@ -34,13 +34,14 @@ How a proposal is made, from the study's history alone:
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hpo.exceptions import StrategyError
+from hpo.exceptions import SearchExhausted, StrategyError
 from hpo.space import Categorical, Float, Int, SearchSpace
 from hpo.strategies._base import Strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from hpo.strategies._gp import Acquisition
 
 __all__ = ["BayesStrategy"]
+
+log = logging.getLogger("hpo")
 
 _FILL_NUMERIC = 0.5  # an inactive numeric parameter's coordinate
 _FILL_CATEGORICAL = -1.0  # an inactive categorical parameter's coordinate
@@ -283,6 +286,32 @@ class BayesStrategy(Strategy):
         if n_valued < max(self.n_initial, 2):
             return self._sobol(codec, seed, number, rng)
 
+        from threadpoolctl import threadpool_limits
+
+        try:
+            # The matrices are small: one BLAS thread is far faster than two (no hand-offs).
+            with threadpool_limits(limits=1), np.errstate(all="ignore"):
+                return self._propose_model(codec, trials, observed, direction, rng)
+        except SearchExhausted:
+            raise
+        except Exception as e:  # a strategy must never end a study (issue 14)
+            log.warning(
+                "bayes: the model failed at trial %d (%s: %s); proposing a seeded random "
+                "point instead.",
+                number,
+                type(e).__name__,
+                e,
+            )
+            return self._fallback(codec, trials, np.random.default_rng([seed, number, 1]))
+
+    def _propose_model(
+        self,
+        codec: _Codec,
+        trials: Sequence[FrozenTrial],
+        observed: Sequence[FrozenTrial],
+        direction: Direction,
+        rng: np.random.Generator,
+    ) -> Mapping[str, Any]:
         sign = 1.0 if direction is Direction.MINIMIZE else -1.0
         values = np.array([sign * t.value for t in observed if t.value is not None])
         worst = float(values.max())
@@ -293,12 +322,20 @@ class BayesStrategy(Strategy):
         # expects a value `prior_mean` standard deviations worse than the average trial
         # (see the class docstring).
         y = y - self.prior_mean
+        return self._propose_gp(codec, trials, observed, x, y, rng)
 
-        from threadpoolctl import threadpool_limits
-
-        # The matrices are small: one BLAS thread is far faster than two (no hand-offs).
-        with threadpool_limits(limits=1):
-            return self._propose_gp(codec, trials, observed, x, y, rng)
+    @staticmethod
+    def _fallback(
+        codec: _Codec, trials: Sequence[FrozenTrial], rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """A random point no trial holds yet (seeded by the trial, so resumes are exact)."""
+        taken = {_key(t.params) for t in trials if not t.interrupted}
+        params = codec.space.sample(rng)
+        for _ in range(1000):
+            if _key(params) not in taken:
+                break
+            params = codec.space.sample(rng)
+        return params
 
     def _propose_gp(
         self,
@@ -357,7 +394,9 @@ class BayesStrategy(Strategy):
         # convergence near an incumbent needs a start there; one is enough: a second start
         # next to an incumbent mostly repeats the first, while a start drawn from the EI
         # roulette is a chance to find a different basin).
-        p_sel = np.exp(acq - acq[order[0]])
+        top = acq[order[0]]
+        p_sel = np.exp(acq - top) if math.isfinite(top) else np.zeros(len(acq))
+        p_sel[~np.isfinite(p_sel)] = 0.0
         p_sel[order[0]] = 0.0
         n_more = min(self.n_local - 1, int(np.count_nonzero(p_sel > 0)))
         picks = [int(order[0])]
