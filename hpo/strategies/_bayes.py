@@ -5,9 +5,11 @@ How a proposal is made, from the study's history alone:
 1. **Initial design.** Until ``n_initial`` trials have a value, trial ``n`` takes point ``n`` of
    a scrambled Sobol sequence seeded by the study: space-filling, and distinct across
    parallel workers because trial numbers are.
-2. **Data.** Every param set is encoded in the unit box: one coordinate per parameter (numeric
-   ones through their unit transform — log ranges in log space — categoricals as their index,
-   compared by Hamming distance). Inactive conditional parameters take a fixed filler value,
+2. **Data.** Every param set is encoded in the unit box: one coordinate per parameter. Floats
+   and integers through their unit transform (log ranges in log space), ordered; numeric
+   categoricals (``batch_size: [32, 64, 128]``) by the rank of their choice, ordered too
+   (``ordered_choices``, default on); other categoricals as their index, compared by the
+   Hamming (overlap) distance. Inactive conditional parameters take a fixed filler value,
    so two trials differing only in inactive parameters are the same point. Values are
    standardised (negated to maximise) and power-transformed (Yeo-Johnson), so the region
    near the best values is not squeezed flat by a few bad trials. Pruned trials count with
@@ -27,20 +29,29 @@ How a proposal is made, from the study's history alone:
    Each local search alternates preconditioned L-BFGS-B over the active float coordinates
    with a sweep over the discrete ones — every choice of a categorical, every value of a
    small integer range, the neighbourhood and a coarse grid of a large one — until the sweep
-   no longer moves (as Optuna's GPSampler does). A proposal equal to an earlier trial's
-   params is skipped in favour of the next best.
+   no longer moves (as Optuna's GPSampler does). An all-discrete space of at most
+   20,000 configurations is scored exactly instead, every configuration once.
+6. **No repeats.** No configuration that a trial holds (complete, pruned, failed, running or
+   asked) is proposed again, Sobol phase included: the best *new* configuration wins (after
+   the local optima, their one-parameter neighbours and the candidates). Only a ``noisy``
+   objective may be evaluated again where expected improvement chooses it. An all-discrete
+   space whose configurations are all taken raises :class:`~hpo.exceptions.SearchExhausted`,
+   which ends the study as an exhausted grid does.
+7. **Never a crash.** Any numeric failure of the model is logged and the proposal is a
+   seeded random configuration no trial holds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hpo.exceptions import StrategyError
+from hpo.exceptions import SearchExhausted, StrategyError
 from hpo.space import Categorical, Float, Int, SearchSpace
 from hpo.strategies._base import Strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
@@ -50,10 +61,13 @@ if TYPE_CHECKING:
 
 __all__ = ["BayesStrategy"]
 
+log = logging.getLogger("hpo")
+
 _FILL_NUMERIC = 0.5  # an inactive numeric parameter's coordinate
 _FILL_CATEGORICAL = -1.0  # an inactive categorical parameter's coordinate
 _MAX_SWEEPS = 4  # rounds of discrete sweeps + continuous search per local search
 _EXHAUSTIVE = 16  # an integer with at most this many values is searched value by value
+_EXACT_LIMIT = 20_000  # an all-discrete space this small is scored configuration by configuration
 _SAME_POINT = 0.95  # kernel correlation at which a proposal counts as a running trial's point
 
 
@@ -61,17 +75,50 @@ def _key(params: Mapping[str, Any]) -> str:
     return json.dumps(sorted(params.items()), default=str)
 
 
-class _Codec:
-    """Params <-> points of the GP's input box, for one space."""
+def _numeric_choices(p: Categorical) -> bool:
+    return all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p.choices)
 
-    def __init__(self, space: SearchSpace) -> None:
+
+class _Codec:
+    """Params <-> points of the GP's input box, for one space.
+
+    Floats and integers map through their unit transform (log ranges in log space; an
+    integer's coordinate is ordered, so 3 layers sit between 2 and 4). A categorical whose
+    choices are all numbers (``batch_size: [32, 64, 128]``) is ordered too when
+    ``ordered_choices``: its coordinate is the choice's rank, ``(rank + 1/2) / n``, compared by
+    squared distance like a number. Other categoricals are their choice index, compared by
+    the Hamming (overlap) distance.
+    """
+
+    def __init__(self, space: SearchSpace, ordered_choices: bool = True) -> None:
         self.space = space
         self.names = list(space)
         self.params = [space[n] for n in self.names]
-        self.is_cat = np.array([isinstance(p, Categorical) for p in self.params])
+        self.ordered = np.array(
+            [
+                isinstance(p, Categorical) and ordered_choices and _numeric_choices(p)
+                for p in self.params
+            ]
+        )
+        self.is_cat = np.array(
+            [
+                isinstance(p, Categorical) and not o
+                for p, o in zip(self.params, self.ordered, strict=True)
+            ]
+        )
+        # For an ordered categorical: the choice index at each rank, and the rank of each index.
+        self._by_rank: dict[int, np.ndarray] = {}
+        self._rank: dict[int, np.ndarray] = {}
+        for i, p in enumerate(self.params):
+            if self.ordered[i]:
+                assert isinstance(p, Categorical)
+                by_rank = np.argsort(np.array(p.choices, dtype=float), kind="stable")
+                self._by_rank[i] = by_rank
+                self._rank[i] = np.argsort(by_rank)
         # Parameters others are conditioned on: changing one can change which are active.
         parents = {c.parent for p in self.params for c in p.conditions}
         self.is_parent = np.array([n in parents for n in self.names])
+        self.all_discrete = not any(isinstance(p, Float) for p in self.params)
 
     @property
     def dim(self) -> int:
@@ -83,10 +130,18 @@ class _Codec:
             if n not in params:
                 x[i] = _FILL_CATEGORICAL if self.is_cat[i] else _FILL_NUMERIC
             elif isinstance(p, Categorical):
-                x[i] = p.index(params[n])
+                k = p.index(params[n])
+                x[i] = (self._rank[i][k] + 0.5) / len(p.choices) if self.ordered[i] else k
             else:
                 x[i] = p.to_unit(params[n])
         return x
+
+    def key(self, params: Mapping[str, Any]) -> bytes:
+        """Identifies a configuration (1 and 1.0 of a choice alike; inactive params ignored)."""
+        try:
+            return self.encode(params).tobytes()
+        except (ValueError, KeyError, TypeError):  # not a point of this space
+            return _key(params).encode()
 
     def decode(self, x: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -94,6 +149,10 @@ class _Codec:
             if not self.space.is_active(n, out):
                 continue
             if isinstance(p, Categorical):
+                if self.ordered[i]:
+                    r = min(max(int(float(x[i]) * len(p.choices)), 0), len(p.choices) - 1)
+                    out[n] = p.choices[int(self._by_rank[i][r])]
+                    continue
                 k = round(x[i])
                 out[n] = (
                     p.choices[k]
@@ -110,6 +169,26 @@ class _Codec:
         params = self.decode(x, rng)
         return params, self.encode(params)
 
+    def discrete_units(self, i: int, x: np.ndarray) -> np.ndarray | None:
+        """The coordinates a discrete parameter ``i`` can take, for a sweep from ``x``: every
+        choice of a categorical, every value of a small integer range, the neighbourhood and
+        a coarse grid of a large one. None for a float."""
+        p = self.params[i]
+        if isinstance(p, Categorical):
+            n = len(p.choices)
+            return (np.arange(n) + 0.5) / n if self.ordered[i] else np.arange(n, dtype=float)
+        if not isinstance(p, Int):
+            return None
+        n = p.n_values
+        if n <= _EXHAUSTIVE:
+            ks = np.arange(n)
+        else:
+            k = round(float((p.from_unit(x[i]) - p.low) / p.step))
+            near = np.arange(k - 4, k + 5)
+            spread = np.round(np.linspace(0, n - 1, _EXHAUSTIVE)).astype(int)
+            ks = np.unique(np.clip(np.concatenate([near, spread]), 0, n - 1))
+        return np.array([p.to_unit(p.low + int(k) * p.step) for k in ks])
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` points drawn as ``space.sample`` draws them (the same random numbers, row by
         row), in canonical encoding: ``encode(space.sample(rng))`` for all ``n`` at once."""
@@ -125,7 +204,11 @@ class _Codec:
             if isinstance(p, Categorical):
                 k = np.minimum((u[:, i] * len(p.choices)).astype(np.int64), len(p.choices) - 1)
                 values[name] = np.array(p.choices, dtype=object)[k]
-                out[:, i] = np.where(on, k, _FILL_CATEGORICAL)
+                if self.ordered[i]:
+                    code = (self._rank[i][k] + 0.5) / len(p.choices)
+                    out[:, i] = np.where(on, code, _FILL_NUMERIC)
+                else:
+                    out[:, i] = np.where(on, k, _FILL_CATEGORICAL)
             else:
                 assert isinstance(p, (Float, Int))
                 v = p.from_unit_array(u[:, i])
@@ -133,6 +216,32 @@ class _Codec:
                 out[:, i] = np.where(on, p.to_unit_array(v), _FILL_NUMERIC)
             active[name] = on
         return out
+
+
+class _Table:
+    """Every configuration of a small all-discrete space, encoded once (scored exactly)."""
+
+    def __init__(self, codec: _Codec, points: int) -> None:
+        self.params = list(codec.space.grid(points))
+        self.x = np.array([codec.encode(q) for q in self.params])
+        self.keys = [row.tobytes() for row in self.x]
+
+
+def _discrete_size(space: SearchSpace) -> tuple[int, int] | None:
+    """(number of configurations, grid points that keep every integer value) of an
+    all-discrete space, or None when a parameter is a float or an integer range too large to
+    count this way."""
+    from hpo.space._space import GridIndex
+
+    points = 2
+    for p in space.values():
+        if isinstance(p, Float):
+            return None
+        if isinstance(p, Int):
+            if p.n_values > 100_000:
+                return None
+            points = max(points, p.n_values)
+    return GridIndex(space, points).size, points
 
 
 def _standardise(y: np.ndarray) -> np.ndarray:
@@ -197,6 +306,27 @@ def _yeo_johnson_lambda(x: np.ndarray) -> float:
     return float(optimize.fminbound(neg_llf, lb, ub, xtol=1.48e-08))
 
 
+def _training_data(
+    codec: _Codec,
+    observed: Sequence[FrozenTrial],
+    direction: Direction,
+    warp: bool,
+    prior_mean: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The GP's inputs and targets (minimised, standardised, warped, shifted by the prior
+    mean) from the trials that have a value or failed (see the module docstring, step 2)."""
+    sign = 1.0 if direction is Direction.MINIMIZE else -1.0
+    values = np.array([sign * t.value for t in observed if t.value is not None])
+    worst = float(values.max())
+    x = np.array([codec.encode(t.params) for t in observed])
+    y = np.array([sign * t.value if t.value is not None else worst for t in observed])
+    y = _warp(y) if warp else _standardise(y)
+    # The GP's prior mean, in these standardised units: where no trial is near, the model
+    # expects a value `prior_mean` standard deviations worse than the average trial (see
+    # BayesStrategy).
+    return x, y - prior_mean
+
+
 class BayesStrategy(Strategy):
     """Gaussian-process Bayesian optimisation (see the module docstring for the method).
 
@@ -208,6 +338,15 @@ class BayesStrategy(Strategy):
             from candidates drawn in proportion to their expected improvement; one more starts
             from the best point observed.
         deterministic: Treat the objective as noise-free (fits no noise term).
+        noisy: The objective is noisy: a configuration already evaluated may be proposed
+            again when expected improvement (measured from the best posterior mean, not the
+            best noisy value) prefers it to every new one. Off (the default), no
+            configuration that a trial holds — complete, pruned, failed, running or just
+            asked — is proposed again, and an all-discrete space that is used up ends the
+            study as grid does.
+        ordered_choices: Model a categorical whose choices are all numbers
+            (``batch_size: [32, 64, 128]``) as ordered, by rank, like an integer: 64 is
+            between 32 and 128 (default). Off: as unordered choices (Hamming distance).
         warp: Power-transform the values before fitting (see step 2 above).
         prior_mean: What the model expects far from every trial, in standard deviations
             worse than the average trial (default 1). With a prior mean at the average
@@ -228,6 +367,8 @@ class BayesStrategy(Strategy):
         deterministic: bool = False,
         warp: bool = True,
         prior_mean: float = 1.0,
+        noisy: bool = False,
+        ordered_choices: bool = True,
     ) -> None:
         for key, v, low in (
             ("n_initial", n_initial, 1),
@@ -250,6 +391,15 @@ class BayesStrategy(Strategy):
         self.deterministic = bool(deterministic)
         self.warp = bool(warp)
         self.prior_mean = float(prior_mean)
+        self.noisy = bool(noisy)
+        self.ordered_choices = bool(ordered_choices)
+        if self.noisy and self.deterministic:
+            raise StrategyError(
+                "bayes options `noisy` and `deterministic` contradict each other; set one."
+            )
+        # Caches the space rebuilds (not search state): its size and its table of configs.
+        self._sizes: dict[int, tuple[int, int] | None] = {}
+        self._tables: dict[tuple[int, bool], _Table] = {}
 
     def options(self) -> dict[str, Any]:
         return {
@@ -259,7 +409,22 @@ class BayesStrategy(Strategy):
             "deterministic": self.deterministic,
             "warp": self.warp,
             "prior_mean": self.prior_mean,
+            "noisy": self.noisy,
+            "ordered_choices": self.ordered_choices,
         }
+
+    def _size(self, space: SearchSpace) -> tuple[int, int] | None:
+        sig = hash(space)
+        if sig not in self._sizes:
+            self._sizes[sig] = _discrete_size(space)
+        return self._sizes[sig]
+
+    def _table(self, codec: _Codec, points: int) -> _Table:
+        sig = (hash(codec.space), self.ordered_choices)
+        if sig not in self._tables:
+            self._tables.clear()
+            self._tables[sig] = _Table(codec, points)
+        return self._tables[sig]
 
     # -- the proposal --------------------------------------------------------------------
     def propose(
@@ -272,7 +437,23 @@ class BayesStrategy(Strategy):
         seed: int,
         rng: np.random.Generator,
     ) -> Mapping[str, Any]:
-        codec = _Codec(space)
+        codec = _Codec(space, self.ordered_choices)
+        held = [t for t in trials if not t.interrupted and (t.params or not space)]
+        taken = {codec.key(t.params) for t in held}
+        running = {codec.key(t.params) for t in held if t.state is TrialState.RUNNING}
+        # Re-proposing a configuration is allowed only for a noisy objective, and never one
+        # that is running (or asked) right now.
+        avoid = running if self.noisy else taken
+        size = self._size(space)
+        table = None
+        if size is not None:
+            n_configs, points = size
+            if len(avoid) >= n_configs:
+                raise SearchExhausted(
+                    f"bayes: all {n_configs} configurations of the space are taken."
+                )
+            if n_configs <= _EXACT_LIMIT:
+                table = self._table(codec, points)
         observed = [
             t
             for t in trials
@@ -281,43 +462,75 @@ class BayesStrategy(Strategy):
         ]
         n_valued = sum(1 for t in observed if t.value is not None)
         if n_valued < max(self.n_initial, 2):
-            return self._sobol(codec, seed, number, rng)
-
-        sign = 1.0 if direction is Direction.MINIMIZE else -1.0
-        values = np.array([sign * t.value for t in observed if t.value is not None])
-        worst = float(values.max())
-        x = np.array([codec.encode(t.params) for t in observed])
-        y = np.array([sign * t.value if t.value is not None else worst for t in observed])
-        y = _warp(y) if self.warp else _standardise(y)
-        # The GP's prior mean, in these standardised units: where no trial is near, the model
-        # expects a value `prior_mean` standard deviations worse than the average trial
-        # (see the class docstring).
-        y = y - self.prior_mean
+            return self._sobol(codec, seed, number, rng, taken, table)
 
         from threadpoolctl import threadpool_limits
 
-        # The matrices are small: one BLAS thread is far faster than two (no hand-offs).
-        with threadpool_limits(limits=1):
-            return self._propose_gp(codec, trials, observed, x, y, rng)
+        try:
+            # The matrices are small: one BLAS thread is far faster than two (no hand-offs).
+            with threadpool_limits(limits=1), np.errstate(all="ignore"):
+                return self._propose_model(codec, trials, observed, direction, rng, avoid, table)
+        except SearchExhausted:
+            raise
+        except Exception as e:  # a strategy must never end a study (issue 14)
+            log.warning(
+                "bayes: the model failed at trial %d (%s: %s); proposing a seeded random "
+                "point instead.",
+                number,
+                type(e).__name__,
+                e,
+            )
+            return self._fallback(codec, taken, np.random.default_rng([seed, number, 1]), table)
+
+    def _propose_model(
+        self,
+        codec: _Codec,
+        trials: Sequence[FrozenTrial],
+        observed: Sequence[FrozenTrial],
+        direction: Direction,
+        rng: np.random.Generator,
+        avoid: set[bytes],
+        table: _Table | None,
+    ) -> Mapping[str, Any]:
+        x, y = _training_data(codec, observed, direction, self.warp, self.prior_mean)
+        return self._propose_gp(codec, trials, x, y, rng, avoid, table)
+
+    @staticmethod
+    def _fallback(
+        codec: _Codec, taken: set[bytes], rng: np.random.Generator, table: _Table | None
+    ) -> dict[str, Any]:
+        """A random point no trial holds yet (seeded by the trial, so resumes are exact)."""
+        params = codec.space.sample(rng)
+        for _ in range(200):
+            if codec.key(params) not in taken:
+                return params
+            params = codec.space.sample(rng)
+        if table is not None:
+            free = [i for i, k in enumerate(table.keys) if k not in taken]
+            if free:
+                return dict(table.params[free[int(rng.integers(len(free)))]])
+        return params
 
     def _propose_gp(
         self,
         codec: _Codec,
         trials: Sequence[FrozenTrial],
-        observed: Sequence[FrozenTrial],
         x: np.ndarray,
         y: np.ndarray,
         rng: np.random.Generator,
+        avoid: set[bytes],
+        table: _Table | None,
     ) -> Mapping[str, Any]:
         from hpo.strategies._gp import Acquisition, fit_gp
 
         gp = fit_gp(x, y, codec.is_cat, deterministic=self.deterministic)
-        best = float(y.min())
-        taken = {_key(t.params) for t in trials if not t.interrupted}
+        # The incumbent: the best value seen, or for a noisy objective the best posterior
+        # mean at an evaluated point (a lucky noisy value is no target to improve on).
+        best = float(gp.posterior(x)[0].min()) if self.noisy else float(y.min())
         pending = [t for t in trials if t.state is TrialState.RUNNING and t.params]
         acqf = Acquisition(gp, best)
         if not pending:
-            return self._maximise(codec, acqf, x, y, rng, taken)[0]
+            return self._maximise(codec, acqf, x, y, rng, avoid, table)[0]
         # Running trials (parallel workers). First the point a sequential search would try
         # now: unless a running trial already sits on it (kernel correlation >= 0.95), it is
         # the proposal, so one worker always follows the sequential path and keeps refining
@@ -329,13 +542,13 @@ class BayesStrategy(Strategy):
         # with 4 workers it cost Branin 600x in regret; local penalisation and fantasies
         # with noise measured worse; benchmarks/README.md.)
         xp = np.array([codec.encode(t.params) for t in pending])
-        params, xc = self._maximise(codec, acqf, x, y, rng, taken)
+        params, xc = self._maximise(codec, acqf, x, y, rng, avoid, table)
         if gp.correlation(xc, xp) < _SAME_POINT:
             return params
         mp, _ = gp.posterior(xp)
         believer = gp.condition_on(xp, mp)
         best = min(best, float(mp.min()))
-        return self._maximise(codec, Acquisition(believer, best), x, y, rng, taken)[0]
+        return self._maximise(codec, Acquisition(believer, best), x, y, rng, avoid, table)[0]
 
     def _maximise(
         self,
@@ -344,9 +557,19 @@ class BayesStrategy(Strategy):
         x: np.ndarray,
         y: np.ndarray,
         rng: np.random.Generator,
-        taken: set[str],
+        avoid: set[bytes],
+        table: _Table | None,
     ) -> tuple[dict[str, Any], np.ndarray]:
-        """The params of highest acquisition not taken yet by a trial, and their encoding."""
+        """The params of highest acquisition that no trial holds yet, and their encoding."""
+        if table is not None:
+            # A small all-discrete space: every configuration no trial holds, scored exactly.
+            free = np.array([k not in avoid for k in table.keys])
+            idx = np.flatnonzero(free)
+            if idx.size == 0:
+                raise SearchExhausted("bayes: every configuration of the space is taken.")
+            acq = acqf(table.x[idx])
+            best = int(idx[int(np.argmax(acq))])
+            return dict(table.params[best]), table.x[best]
         space = codec.space
         cands = codec.sample(self.n_candidates, rng)
         acq = acqf(cands)
@@ -357,7 +580,9 @@ class BayesStrategy(Strategy):
         # convergence near an incumbent needs a start there; one is enough: a second start
         # next to an incumbent mostly repeats the first, while a start drawn from the EI
         # roulette is a chance to find a different basin).
-        p_sel = np.exp(acq - acq[order[0]])
+        top = acq[order[0]]
+        p_sel = np.exp(acq - top) if math.isfinite(top) else np.zeros(len(acq))
+        p_sel[~np.isfinite(p_sel)] = 0.0
         p_sel[order[0]] = 0.0
         n_more = min(self.n_local - 1, int(np.count_nonzero(p_sel > 0)))
         picks = [int(order[0])]
@@ -372,24 +597,68 @@ class BayesStrategy(Strategy):
             refined.append((float(acqf(xc)[0]), params, xc))
         refined.sort(key=lambda t: -t[0])
         for _a, params, xc in refined:
-            if _key(params) not in taken:
+            if codec.key(params) not in avoid:
                 return params, xc
-        for i in order:
-            params = codec.decode(cands[i], rng)
-            if _key(params) not in taken:
+        # Every local optimum is a configuration some trial holds (a stepped, discrete
+        # landscape near the incumbent): the best *new* configuration among their
+        # one-parameter neighbours and the candidates wins.
+        rows = [self._neighbours(codec, xc, rng) for _a, _p, xc in refined[:3]]
+        pool = np.concatenate([*rows, cands[order[: max(64, self.n_local)]]])
+        acq_pool = acqf(pool)
+        for k in np.argsort(-acq_pool):
+            params, xc = codec.canonical(pool[k], rng)
+            if codec.key(params) not in avoid:
+                return params, xc
+        for k in order:
+            params = codec.decode(cands[k], rng)
+            if codec.key(params) not in avoid:
                 return params, codec.encode(params)
         params = space.sample(rng)
         return params, codec.encode(params)
 
+    @staticmethod
+    def _neighbours(codec: _Codec, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Every point that differs from ``x0`` in one active discrete parameter."""
+        params = codec.decode(x0, rng)
+        rows = [x0[None, :]]
+        for i, name in enumerate(codec.names):
+            units = codec.discrete_units(i, x0) if name in params else None
+            if units is None:
+                continue
+            block = np.repeat(x0[None, :], len(units), axis=0)
+            block[:, i] = units
+            if codec.is_parent[i]:
+                block = np.array([codec.canonical(r, rng)[1] for r in block])
+            rows.append(block)
+        return np.concatenate(rows)
+
     def _sobol(
-        self, codec: _Codec, seed: int, number: int, rng: np.random.Generator
+        self,
+        codec: _Codec,
+        seed: int,
+        number: int,
+        rng: np.random.Generator,
+        taken: set[bytes],
+        table: _Table | None,
     ) -> dict[str, Any]:
+        """Point ``number`` of the study's scrambled Sobol sequence; when a trial already
+        holds it (a small discrete space, params given by hand), the next points of the
+        sequence, then a seeded random point no trial holds."""
         from scipy.stats import qmc
 
         m = max(1, math.ceil(math.log2(number + 1)))
         sobol = qmc.Sobol(d=codec.dim, scramble=True, seed=np.random.default_rng([seed, 7919]))
         points = sobol.random_base2(m)
-        return codec.space.from_units(points[number])
+        params = codec.space.from_units(points[number])
+        if codec.key(params) not in taken:
+            return params
+        more = qmc.Sobol(d=codec.dim, scramble=True, seed=np.random.default_rng([seed, 7919]))
+        points = more.random_base2(max(1, math.ceil(math.log2(number + 65))))
+        for k in range(number + 1, number + 65):
+            params = codec.space.from_units(points[k])
+            if codec.key(params) not in taken:
+                return params
+        return self._fallback(codec, taken, rng, table)
 
     def _local_search(
         self, codec: _Codec, acqf: Acquisition, x0: np.ndarray, rng: np.random.Generator
@@ -420,21 +689,10 @@ class BayesStrategy(Strategy):
         params, x = codec.canonical(x0, rng)
         current = float(acqf(x)[0])
         moved = False
-        for i, p in enumerate(codec.params):
-            if not isinstance(p, (Categorical, Int)) or codec.names[i] not in params:
+        for i in range(codec.dim):
+            units = codec.discrete_units(i, x) if codec.names[i] in params else None
+            if units is None:
                 continue  # continuous, or inactive here
-            if isinstance(p, Categorical):
-                units = np.arange(len(p.choices), dtype=float)  # a categorical's coordinate
-            else:
-                n = p.n_values
-                if n <= _EXHAUSTIVE:
-                    ks = np.arange(n)
-                else:
-                    k = round(float((p.from_unit(x[i]) - p.low) / p.step))
-                    near = np.arange(k - 4, k + 5)
-                    spread = np.round(np.linspace(0, n - 1, _EXHAUSTIVE)).astype(int)
-                    ks = np.unique(np.clip(np.concatenate([near, spread]), 0, n - 1))
-                units = np.array([p.to_unit(p.low + int(k) * p.step) for k in ks])
             rows = np.repeat(x[None, :], len(units), axis=0)
             rows[:, i] = units
             if codec.is_parent[i]:  # other parameters may switch on or off

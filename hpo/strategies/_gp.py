@@ -28,8 +28,39 @@ from scipy import special
 __all__ = ["GP", "Acquisition", "fit_gp", "log_ei_and_grad", "log_expected_improvement"]
 
 _MIN_NOISE = 1e-6
+_JITTERS = (0.0, 1e-8, 1e-6, 1e-4, 1e-2)  # added to the diagonal, in turn, when Cholesky fails
+
+# Bounds of the raw (log-space) hyper-parameters during the fit. Unbounded, a fit on many
+# close points drove 1/l^2 past 1e300: the kernel overflowed to inf * 0 = NaN and the study
+# died (issue 14). Length scales stay within [0.005, 200] box widths (categoricals: 1/l^2 in
+# [e^-6, e^6]), the signal variance within [1e-3, 1e2], the noise within [1e-6, 1] (values are
+# standardised, so a larger noise means "no signal" and a larger scale means nothing).
+_LS_BOUNDS = (math.log(1.0 / 200.0**2), math.log(1.0 / 0.005**2))
+_CAT_BOUNDS = (-6.0, 6.0)
+_SCALE_BOUNDS = (math.log(1e-3), math.log(1e2))
+_NOISE_BOUNDS = (math.log(1e-9), math.log(1.0))
 _SQRT5 = math.sqrt(5.0)
 _BLOCK = 1 << 22  # elements of a (points, trials, dims) block when scoring many points
+
+
+def jittered_cholesky(k: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of ``k``, adding a growing jitter (relative to the mean of
+    the diagonal) to the diagonal until the factorisation succeeds.
+
+    Raises:
+        numpy.linalg.LinAlgError: not positive definite even with the largest jitter, or not
+            finite.
+    """
+    if not np.all(np.isfinite(k)):
+        raise np.linalg.LinAlgError("the kernel matrix is not finite")
+    level = max(float(np.mean(np.diagonal(k))), 1e-12)
+    for jitter in _JITTERS:
+        a = k if jitter == 0.0 else k + np.eye(len(k)) * (jitter * level)
+        try:
+            return scipy.linalg.cholesky(a, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+    raise np.linalg.LinAlgError("the kernel matrix is not positive definite, even with jitter")
 
 
 def _matern52(r2: np.ndarray) -> np.ndarray:
@@ -103,8 +134,10 @@ class GP:
         if n_exact:
             diag[-n_exact:] = 1e-8
         k[np.diag_indices_from(k)] += diag
-        self._chol = scipy.linalg.cholesky(k, lower=True)
+        self._chol = jittered_cholesky(k)
         self._alpha = scipy.linalg.cho_solve((self._chol, True), self.y)
+        if not (np.all(np.isfinite(self._alpha)) and np.all(np.isfinite(self._chol))):
+            raise np.linalg.LinAlgError("the GP's linear system has no finite solution")
 
     def kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self.scale * _matern52(_scaled_dist(a, b, self.is_cat, self.inv_sq_ls))
@@ -220,11 +253,13 @@ def _neg_log_posterior(
         m52, m52_grad = _matern52_and_grad((dists @ inv_sq_ls).reshape(n, n))
         k = scale * m52
         k[diag] += noise + 1e-10
+        if not np.all(np.isfinite(k)):
+            return 1e10, np.zeros_like(raw)
         try:
-            chol = scipy.linalg.cholesky(k, lower=True)
+            chol = scipy.linalg.cholesky(k, lower=True, check_finite=False)
         except np.linalg.LinAlgError:
             return 1e10, np.zeros_like(raw)
-        alpha = scipy.linalg.cho_solve((chol, True), y)
+        alpha = scipy.linalg.cho_solve((chol, True), y, check_finite=False)
         mll = -0.5 * float(y @ alpha) - float(np.log(np.diagonal(chol)).sum()) - const
         # d mll / d theta = 1/2 tr((alpha alpha^T - K^-1) dK/dtheta)  (R&W eq. 5.9)
         k_inv, info = potri(chol, lower=True)  # the lower triangle of K^-1
@@ -238,31 +273,81 @@ def _neg_log_posterior(
         if not deterministic:
             grad[d + 1] = 0.5 * math.exp(raw[d + 1]) * float(np.trace(w))
         logp, dlogp = _log_prior(raw, is_cat, deterministic)
-        return -(mll + logp), -(grad + dlogp)
+        value, g = -(mll + logp), -(grad + dlogp)
+        if not (math.isfinite(value) and np.all(np.isfinite(g))):
+            return 1e10, np.zeros_like(raw)
+        return value, g
 
     return f
 
 
+def _bounds(is_cat: np.ndarray) -> list[tuple[float, float]]:
+    """Bounds of the raw hyper-parameters: per-input, signal variance, noise."""
+    return [_CAT_BOUNDS if c else _LS_BOUNDS for c in is_cat] + [_SCALE_BOUNDS, _NOISE_BOUNDS]
+
+
+def _gp_from_raw(
+    x: np.ndarray, y: np.ndarray, is_cat: np.ndarray, raw: np.ndarray, deterministic: bool
+) -> GP:
+    d = x.shape[1]
+    noise = _MIN_NOISE if deterministic else _MIN_NOISE + math.exp(raw[d + 1])
+    return GP(x, y, is_cat, np.exp(raw[:d]), math.exp(raw[d]), noise)
+
+
 def fit_gp(x: np.ndarray, y: np.ndarray, is_cat: np.ndarray, *, deterministic: bool = False) -> GP:
-    """Fit kernel hyper-parameters (MAP) to ``x`` (n, d) and standardised ``y`` (n,)."""
+    """Fit kernel hyper-parameters (MAP, within bounds) to ``x`` (n, d) and standardised ``y``.
+
+    Robust by construction (issue 14): the hyper-parameters are bounded (see ``_LS_BOUNDS``),
+    the objective reports a non-finite value as a wall (1e10) rather than NaN, the Cholesky
+    factorisation adds jitter when it fails, and a fit that still ends somewhere unusable is
+    refitted from the prior's centre and then from a noisier start. Only when every refit
+    fails does it raise.
+
+    Raises:
+        numpy.linalg.LinAlgError: no usable model (the strategy then falls back to a seeded
+            random proposal).
+    """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     is_cat = np.asarray(is_cat, dtype=bool)
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise np.linalg.LinAlgError("the GP's data are not finite")
     d = x.shape[1]
-    raw0 = np.zeros(d + 2)
-    raw0[d + 1] = math.log(1e-2)
-    res = scipy.optimize.minimize(
-        # gtol 1e-2: the fit only needs to be good, not converged to the last digit (as in
-        # Optuna's GPSampler); most of a proposal's time used to go into that last digit.
-        _neg_log_posterior(x, y, is_cat, deterministic),
-        raw0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 200, "gtol": 1e-2},
-    )
-    raw = res.x
-    noise = _MIN_NOISE if deterministic else _MIN_NOISE + math.exp(raw[d + 1])
-    return GP(x, y, is_cat, np.exp(raw[:d]), math.exp(raw[d]), noise)
+    bounds = _bounds(is_cat)
+    lo = np.array([b[0] for b in bounds])
+    hi = np.array([b[1] for b in bounds])
+    starts = []
+    for noise in (1e-2, 1e-1):
+        raw0 = np.zeros(d + 2)
+        raw0[d + 1] = math.log(noise)
+        starts.append(raw0)
+    objective = _neg_log_posterior(x, y, is_cat, deterministic)
+    last: Exception | None = None
+    for raw0 in starts:
+        try:
+            with np.errstate(all="ignore"):
+                res = scipy.optimize.minimize(
+                    # gtol 1e-2: the fit only needs to be good, not converged to the last
+                    # digit (as in Optuna's GPSampler); most of a proposal's time used to go
+                    # into that last digit.
+                    objective,
+                    raw0,
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options={"maxiter": 200, "gtol": 1e-2},
+                )
+            raw = np.clip(res.x, lo, hi)
+            if not np.all(np.isfinite(raw)) or not res.fun < 1e10:
+                raise np.linalg.LinAlgError("the hyper-parameter fit did not converge")
+            return _gp_from_raw(x, y, is_cat, raw, deterministic)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as e:
+            last = e
+    # The prior's centre with a generous noise: a crude but well-conditioned model.
+    try:
+        return _gp_from_raw(x, y, is_cat, starts[-1], False)
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as e:
+        raise np.linalg.LinAlgError(f"no usable GP: {last or e}") from e
 
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -321,7 +406,8 @@ class Acquisition:
         self.best = best
 
     def __call__(self, xq: np.ndarray) -> np.ndarray:
-        return log_expected_improvement(*self.gp.posterior(np.atleast_2d(xq)), self.best)
+        value = log_expected_improvement(*self.gp.posterior(np.atleast_2d(xq)), self.best)
+        return np.where(np.isnan(value), -np.inf, value)  # NaN never wins an argmax
 
     def value_and_grad(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return log_ei_and_grad(self.gp, np.atleast_2d(xq), self.best)
