@@ -20,6 +20,12 @@ from hpo.plots import KINDS, curves, figure, history, importance, parallel, slic
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
+# Every kind `hpo plot` draws: the trials' charts, the final model's, the optimiser's.
+ALL_KINDS = (
+    "history, parallel, importance, slices, curves, confusion, surrogate, acquisition, "
+    "contour, learning, tpe, coverage, timeline, edf"
+)
+
 
 @pytest.fixture(scope="module")
 def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -129,8 +135,7 @@ def test_plot_highlight_option(
     [
         (
             ["demo", "--kind", "pie", "-o", "x.png"],
-            "error: --kind must be one of history, parallel, importance, slices, curves; "
-            "got 'pie'.",
+            f"error: --kind must be one of {ALL_KINDS}; got 'pie'.",
         ),
         (["nope", "--kind", "history", "-o", "x.png"], "error: no study named 'nope'"),
         (
@@ -180,7 +185,7 @@ def test_the_real_command(store_url: str, tmp_path: Path) -> None:
     bad = run_hpo("plot", "demo", "--kind", "nope", "-o", str(out), "--storage", store_url)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "error: --kind must be one of history, parallel, importance, slices, curves; got 'nope'."
+        f"error: --kind must be one of {ALL_KINDS}; got 'nope'."
     ]
     helped = run_hpo("--help")
     assert "dashboard" in helped.stdout and "plot" in helped.stdout
