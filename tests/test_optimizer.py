@@ -97,9 +97,9 @@ class _Recording(BayesStrategy):
 
     seen: list[tuple[np.ndarray, np.ndarray]]
 
-    def _propose_gp(self, codec: Any, trials: Any, observed: Any, x: Any, y: Any, rng: Any) -> Any:
+    def _propose_gp(self, codec: Any, trials: Any, x: Any, y: Any, *rest: Any) -> Any:
         self.seen.append((x.copy(), y.copy()))
-        return super()._propose_gp(codec, trials, observed, x, y, rng)
+        return super()._propose_gp(codec, trials, x, y, *rest)
 
 
 def _recorded(study: hpo.Study, trials: Sequence[FrozenTrial]) -> tuple[np.ndarray, np.ndarray]:

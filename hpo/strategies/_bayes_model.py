@@ -5,10 +5,10 @@ draw this model. It is the strategy's own model, not a second one: the same enco
 (:class:`~hpo.strategies._bayes._Codec`), the same value transform (``_standardise`` and the
 Yeo-Johnson steps of ``_warp``), the same prior-mean shift, the same :func:`fit_gp` and the
 same :class:`~hpo.strategies._gp.Acquisition`, with running trials fantasised by the same
-kriging believer. Only the few lines of ``BayesStrategy.propose`` that pick the observed
-trials and build ``x`` and ``y`` are mirrored here (:func:`training_data`), because ``propose``
-does not hand them out; ``tests/test_optimizer.py`` checks that they give the very ``x`` and
-``y`` the strategy fits, so the two cannot drift apart unnoticed.
+kriging believer. ``x`` and ``y`` come from the strategy's own ``_training_data``; only
+its choice of the observed trials and the incumbent are mirrored here, and
+``tests/test_optimizer.py`` checks that the model gets the very ``x`` and ``y`` the strategy fits,
+so the two cannot drift apart unnoticed.
 
 Unlike the strategy, the model also maps its beliefs back to the objective's own units: the
 inverse of the value transform (standardising and Yeo-Johnson are both monotone, so a
@@ -29,6 +29,7 @@ from hpo.strategies._bayes import (
     BayesStrategy,
     _Codec,
     _standardise,
+    _training_data,
     _yeo_johnson,
     _yeo_johnson_lambda,
 )
@@ -115,19 +116,20 @@ def training_data(
 ) -> tuple[np.ndarray, np.ndarray, Transform, list[FrozenTrial]]:
     """``x`` and ``y`` exactly as ``BayesStrategy.propose`` builds them, the transform that
     made ``y`` (to map beliefs back to values), and the observed trials (rows of ``x``)."""
-    codec = _Codec(space)
+    codec = _Codec(space, strategy.ordered_choices)
     observed = observed_trials(trials)
+    # x and y: the strategy's own function. The transform's parameters are recomputed below
+    # (the strategy has no use for the way back, so it does not keep them).
+    x, y = _training_data(codec, observed, direction, strategy.warp, strategy.prior_mean)
     sign = 1.0 if direction is Direction.MINIMIZE else -1.0
     values = np.array([sign * t.value for t in observed if t.value is not None])
     worst = float(values.max()) if len(values) else 0.0
-    x = np.array([codec.encode(t.params) for t in observed]).reshape(len(observed), codec.dim)
     raw = np.array([sign * t.value if t.value is not None else worst for t in observed])
     # The steps of _warp (and _standardise), keeping their parameters for the way back.
     top, mean1, sd1 = _std_params(raw)
     z = _standardise(raw)
     lmbda: float | None = None
     mean2, sd2 = 0.0, 1.0
-    y = z
     if strategy.warp and len(z) >= 3 and float(z.std()) != 0.0:
         lam = _yeo_johnson_lambda(z)
         with np.errstate(all="ignore"):
@@ -135,9 +137,7 @@ def training_data(
         if np.all(np.isfinite(w)):
             _t, mean2, sd2 = _std_params(w)
             mean2, sd2 = mean2 * _t, sd2 * _t
-            y = _standardise(w)
             lmbda = lam
-    y = y - strategy.prior_mean
     low, high = (float(raw.min()), float(raw.max())) if len(raw) else (-math.inf, math.inf)
     transform = Transform(sign, top, mean1, sd1, lmbda, mean2, sd2, strategy.prior_mean, low, high)
     return x, y, transform, observed
@@ -212,10 +212,11 @@ def fit_model(
     if n_valued < max(strategy.n_initial, 2):
         return None
     x, y, transform, observed = training_data(space, trials, direction, strategy)
-    codec = _Codec(space)
-    with threadpool_limits(limits=1):
+    codec = _Codec(space, strategy.ordered_choices)
+    with threadpool_limits(limits=1), np.errstate(all="ignore"):
         gp = fit_gp(x, y, codec.is_cat, deterministic=strategy.deterministic)
-        best = float(y.min())
+        # The incumbent as BayesStrategy._propose_gp takes it (noisy: the best posterior mean).
+        best = float(gp.posterior(x)[0].min()) if strategy.noisy else float(y.min())
         pending = [t for t in trials if t.state is TrialState.RUNNING and t.params]
         acqf = Acquisition(gp, best)
         if pending:  # the kriging believer, as BayesStrategy._propose_gp fantasises them
