@@ -215,8 +215,11 @@ def test_server_down_loses_nothing_and_sync_backfills(
         tracker.close(timeout=60)
         assert len(study.trials) == 7
         assert all(t.state is TrialState.COMPLETE for t in study.trials)
-        warnings = [r for r in caplog.records if "MLflow tracking failed" in r.getMessage()]
-        assert len(warnings) == 1 and "hpo mlflow-sync down" in warnings[0].getMessage()
+        # One warning that names the backfill: "tracking failed" when the first request is
+        # refused, or (a loaded machine, where a request stalls before it is refused and the
+        # breaker opens first) "tracking stopped ... not logged" at close.
+        warnings = [r.getMessage() for r in caplog.records if "MLflow tracking" in r.getMessage()]
+        assert len(warnings) == 1 and "mlflow-sync" in warnings[0], warnings
         untracked = [t.number for t in study.trials if "mlflow_run_id" not in t.system_attrs]
         assert untracked == [3, 4, 5, 6]
         srv.start()
