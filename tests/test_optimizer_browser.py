@@ -141,7 +141,7 @@ def test_the_optimizer_views_render_what_the_model_believes(
 
 def test_trial_details_and_notes(page: Any, server: Server, store_url: str) -> None:
     open_optimizer(page, server)
-    page.locator("#trials a.trial-link[data-n='9']").click()
+    page.locator("#trials button.trial-link[data-n='9']").click()
     page.wait_for_selector("#trial-detail:not([hidden]) #plot-trial .main-svg")
     panel = page.locator("#trial-detail")
     assert "Trial 9" in panel.inner_text() and "failed" in panel.inner_text()
@@ -161,7 +161,7 @@ def test_trial_details_and_notes(page: Any, server: Server, store_url: str) -> N
     assert store.trials[9].system_attrs["note"] == "OOM: halve the batch"
     # The MLflow link of a trial with a run.
     page.click("#trial-detail-close")
-    page.locator("#trials a.trial-link[data-n='2']").click()
+    page.locator("#trials button.trial-link[data-n='2']").click()
     page.wait_for_selector(f"#trial-detail a[href='{MLFLOW_UI}/#/runs/run42']")
     # A note on the study.
     page.fill("#study-note", "bayes, 8 params: lr dominates")

@@ -340,7 +340,7 @@ function paramNames() {
 
 function columns() {
   const cols = [
-    { key: "number", label: "#", get: (t) => t.number, cls: "num", html: (t) => `<a href="#" class="trial-link" data-n="${t.number}" title="details of trial ${t.number}">${t.number}</a>` },
+    { key: "number", label: "#", get: (t) => t.number, cls: "num", html: (t) => `<button type="button" class="trial-link" data-n="${t.number}" title="details of trial ${t.number}">${t.number}</button>` },
     { key: "state", label: "state", get: (t) => t.state, html: (t) => `<span class="badge ${t.state}">${t.state}</span>` },
     { key: "value", label: "value", get: (t) => t.value, cls: "num", html: (t) => num(t.value) },
     { key: "duration_s", label: "duration", get: (t) => t.duration_s, cls: "num", html: (t) => duration(t.duration_s) },
@@ -495,7 +495,7 @@ function wire() {
     renderTable();
   });
   $("#trials tbody").addEventListener("click", (e) => {
-    const link = e.target.closest("a.trial-link");
+    const link = e.target.closest("button.trial-link");
     if (!link) return;
     e.preventDefault();
     openTrial(Number(link.dataset.n));
