@@ -408,7 +408,8 @@ def optimizer_bench(args: argparse.Namespace) -> None:
                 f"{statistics.median(cached) * 1e3:.0f} ms (server "
                 f"{statistics.median(cached_server) * 1e3:.0f} ms)"
             )
-            drawn, plotting = [], []
+            drawn, plotting, surrogate = [], [], []
+            per_view: dict[str, list[float]] = {}
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 for _ in range(args.reps):
@@ -427,17 +428,33 @@ def optimizer_bench(args: argparse.Namespace) -> None:
                           const r = performance.getEntriesByType('resource')
                             .filter((e) => e.name.includes('/optimizer'))[0];
                           const m = performance.getEntriesByName('hpo:optimizer')[0];
-                          return {asked: r.startTime, answered: r.responseEnd, drawn: m.startTime};
+                          const views = {};
+                          for (const e of performance.getEntriesByType('mark')) {
+                            if (e.name.startsWith('hpo:opt:')) views[e.name.slice(8)] = e.startTime;
+                          }
+                          return {asked: r.startTime, answered: r.responseEnd, drawn: m.startTime,
+                                  views};
                         }"""
                     )
                     drawn.append((marks["drawn"] - marks["asked"]) / 1000)
                     plotting.append((marks["drawn"] - marks["answered"]) / 1000)
+                    surrogate.append((marks["views"]["surrogate"] - marks["asked"]) / 1000)
+                    last = marks["answered"]
+                    for k, at in sorted(marks["views"].items(), key=lambda kv: kv[1]):
+                        # in the order drawn: each view's own drawing time
+                        per_view.setdefault(k, []).append((at - last) / 1000)
+                        last = at
                     ctx.close()
                 browser.close()
             print(
                 f"optimizer views in chromium: from the request to every view drawn median "
                 f"{statistics.median(drawn) * 1e3:.0f} ms (max {max(drawn) * 1e3:.0f}); of "
-                f"which plotly drawing {statistics.median(plotting) * 1e3:.0f} ms"
+                f"which plotly drawing {statistics.median(plotting) * 1e3:.0f} ms; the surrogate "
+                f"(drawn first) after {statistics.median(surrogate) * 1e3:.0f} ms"
+            )
+            print(
+                "  plotly per view (median): "
+                + ", ".join(f"{k} {statistics.median(v) * 1e3:.0f} ms" for k, v in per_view.items())
             )
     write_json(
         args.json,
@@ -448,6 +465,8 @@ def optimizer_bench(args: argparse.Namespace) -> None:
         optimizer_cached_server_s=cached_server,
         optimizer_page_drawn_s=drawn,
         optimizer_page_plotly_s=plotting,
+        optimizer_page_surrogate_s=surrogate,
+        optimizer_page_per_view_s=per_view,
     )
 
 

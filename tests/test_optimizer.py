@@ -256,7 +256,7 @@ def test_optimizer_api_serves_the_views_of_a_bayes_study(
     assert len(role(figs["acquisition"], "running")) == len(SPACE)  # the running trial, marked
     assert figs["contour"]["layout"]["meta"] == {"x": "lr", "y": "dropout"}
     (grid, _sd) = role(figs["contour"], "grid-mean"), role(figs["contour"], "grid-sd")
-    assert len(grid[0]["x"]) == 32 * 32
+    assert len(grid[0]["x"]) == 24 * 24
     assert len(role(figs["contour"], "observed")[0]["x"]) == len(valued)
     assert figs["learning"]["layout"]["meta"]["verdict"] in ("converged", "slowing", "learning")
     # Two workers (GPU 0 on gpu-a, GPU 1 on gpu-b); the running trial's epoch and ETA.

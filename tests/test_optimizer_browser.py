@@ -181,7 +181,7 @@ def test_contour_parameters_and_comparing_two_studies(page: Any, server: Server)
         " && document.getElementById('opt-contour').layout.meta.y === 'units'"
     )
     grid = traces(page, "contour", "grid-mean")[0]
-    assert len(grid["x"]) == 32 * 32
+    assert len(grid["x"]) == 24 * 24
     page.select_option("#other-study", "baseline")
     page.wait_for_selector("#compare-studies-table tr[data-row='best value']")
     rows = page.locator("#compare-studies-table tr[data-row]")

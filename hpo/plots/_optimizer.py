@@ -49,7 +49,7 @@ __all__ = [
 N_CANDIDATES = 2048  # points scored to find the likely next proposal (as bayes does)
 LEARNING_WINDOW = 10  # the "last proposals" of the hint
 CONVERGED = 1e-3  # relative expected improvement below which a proposal expects nothing
-LEARNING_MAX = 40  # proposals whose expected improvement is computed (the most recent)
+LEARNING_MAX = 25  # proposals whose expected improvement is computed (the most recent)
 
 
 def _finite(v: float | None) -> bool:
@@ -275,7 +275,7 @@ def contour(
     x: str | None = None,
     y: str | None = None,
     *,
-    n: int = 32,
+    n: int = 24,
     model: Any = None,
 ) -> Contour:
     from hpo.strategies._bayes_model import slice_values
@@ -396,6 +396,13 @@ def learning(
     ordered = sorted((t for t in trials if t.started_at is not None), key=lambda t: t.number)
     candidates = [t for t in ordered if t.params and not t.interrupted][-LEARNING_MAX:]
     gp = model.gp
+    encoded: dict[int, np.ndarray] = {}
+
+    def encode(u: FrozenTrial) -> np.ndarray:
+        if u.number not in encoded:
+            encoded[u.number] = model.codec.encode(u.params)
+        return encoded[u.number]
+
     for t in candidates:
         before = [
             u
@@ -407,9 +414,15 @@ def learning(
         ]
         if sum(1 for u in observed_trials(before) if u.value is not None) < n_initial:
             continue  # proposed by the initial design, not by the model
-        x, y, transform, observed = training_data(space, before, direction, strategy)  # type: ignore[arg-type]
+        x, y, transform, observed = training_data(
+            space,
+            before,
+            direction,
+            strategy,  # type: ignore[arg-type]
+            encode=encode,
+        )
         prefix = GP(x, y, gp.is_cat, gp.inv_sq_ls, gp.scale, gp.noise)
-        xq = model.codec.encode(t.params)[None, :]
+        xq = encode(t)[None, :]
         ei = float(expected_improvement_in_values(prefix, transform, float(y.min()), xq)[0])
         vals = [_f(u.value) for u in observed if _finite(u.value)]
         best = min(vals) if direction is Direction.MINIMIZE else max(vals)

@@ -813,13 +813,20 @@ def optimizer_figure(
     x: str | None = None,
     y: str | None = None,
     model: Any = None,
+    memo: dict[str, Any] | None = None,
 ) -> Figure:
     """The figure of optimiser view ``kind`` (one of :data:`OPTIMIZER_KINDS`). ``model`` reuses
-    a fit (:func:`hpo.plots._optimizer.fit`) for the bayes views."""
+    a fit (:func:`hpo.plots._optimizer.fit`) for the bayes views; ``memo`` (a dict kept for
+    one revision) shares the slices between the surrogate and the acquisition."""
     from hpo.plots import _optimizer as o
 
     if kind in ("surrogate", "acquisition"):
-        s = o.surrogate(space, trials, direction, strategy, seed=seed, model=model)
+        memo = memo if memo is not None else {}
+        if "surrogate" not in memo:
+            memo["surrogate"] = o.surrogate(
+                space, trials, direction, strategy, seed=seed, model=model
+            )
+        s = memo["surrogate"]
         return surrogate_figure(s) if kind == "surrogate" else acquisition_figure(s)
     if kind == "contour":
         return contour_figure(o.contour(space, trials, direction, strategy, x, y, model=model))

@@ -363,12 +363,13 @@ class _OptimizerCache:
     drawn afresh (its bars grow and its ETAs move with the clock)."""
 
     def __init__(self, size: int = 64) -> None:
-        self._models: OrderedDict[tuple[int, str], Any] = OrderedDict()
+        self._models: OrderedDict[tuple[int, str], tuple[Any, Any]] = OrderedDict()
         self._figures: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def _model(self, study: Study, trials: Sequence[FrozenTrial], rev: str) -> Any:
+    def _model(self, study: Study, trials: Sequence[FrozenTrial], rev: str) -> tuple[Any, Any]:
+        """The revision's fitted model (or why there is none) and a memo its views share."""
         from hpo.plots._optimizer import fit
 
         key = (study.record.id, rev)
@@ -376,7 +377,10 @@ class _OptimizerCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        model = fit(study.space, trials, study.direction, study.strategy)
+        model: tuple[Any, dict[str, Any]] = (
+            fit(study.space, trials, study.direction, study.strategy),
+            {},
+        )
         with self._lock:
             self._models[key] = model
             while len(self._models) > 8:
@@ -406,10 +410,10 @@ class _OptimizerCache:
                 out[kind] = fig
                 hits.append(kind)
                 continue
-            model = (
+            model, memo = (
                 self._model(study, trials, rev)
                 if kind in ("surrogate", "acquisition", "contour", "learning")
-                else None
+                else (None, None)
             )
             fig = optimizer_figure(
                 kind,
@@ -421,6 +425,7 @@ class _OptimizerCache:
                 x=x,
                 y=y,
                 model=model,
+                memo=memo,
             )
             out[kind] = fig
             if not volatile:

@@ -591,7 +591,13 @@ async function refreshOptimizer(name, etag) {
     for (const k of OPT_KINDS) {
       if (!got.has(k)) document.getElementById(`opt-${k}`).hidden = true;
     }
-    await Promise.all(body.kinds.map((k) => drawOptimizer(k, body.figures[k])));
+    // One after the other, in the page's order, each marked when drawn (hpo:opt:KIND; the
+    // benchmark reads them): the surrogate first.
+    for (const k of OPT_KINDS.filter((k) => got.has(k))) {
+      await drawOptimizer(k, body.figures[k]);
+      if (name !== app.study) return;
+      performance.mark(`hpo:opt:${k}`);
+    }
     const hint = body.figures.learning?.layout?.meta;
     $("#opt-hint").hidden = !hint?.hint;
     $("#opt-hint").textContent = hint?.hint ? `Is it still learning? ${hint.hint}` : "";
