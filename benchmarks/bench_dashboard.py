@@ -37,7 +37,8 @@ What it measures
                    workers, 2 trials running. Timed: ``GET /api/studies/NAME/optimizer`` (the
                    six bayes views: surrogate, acquisition, contour, learning, timeline, EDF)
                    for a new revision (after one more trial is told: the GP is refitted) and
-                   again (cached), median of ``--reps``; the server's own ``server_ms`` too.
+                   again (cached), median of ``--reps``; the server's own ``server_ms`` too;
+                   and the surrogate view alone (``?kind=surrogate``) for a new revision.
                    Then headless chromium opens the study page and we time, on the page's
                    clock, from the optimizer request to the ``hpo:optimizer`` mark (every
                    view drawn), and plotly's part of it (the answer to the mark).
@@ -382,18 +383,34 @@ def optimizer_bench(args: argparse.Namespace) -> None:
         print(f"built a {args.trials}-trial bayes study in {time.perf_counter() - t0:.0f} s")
         path = f"/api/studies/{urllib.parse.quote(name)}/optimizer"
         fresh, fresh_server, cached, cached_server = [], [], [], []
+        sur: list[float] = []
+        sur_server: list[float] = []
+        sur_cpu: list[float] = []
+        fresh_cpu: list[float] = []
         with dashboard(url) as base:
             host = urllib.parse.urlsplit(base)
             conn = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
             time_get(conn, path)  # warm-up: imports (scipy, the strategy) on first use
-            for _ in range(args.reps):
-                t = study.ask(dict(study.trials[0].params))  # a new revision: GP refitted
+
+            def new_revision() -> None:  # one more trial told: the GP is refitted
+                t = study.ask(dict(study.trials[0].params))
                 study.tell(t, _opt_value(dict(t.params)) + 0.01)
+
+            for _ in range(args.reps):
+                new_revision()
+                dt, status, body, _ = time_get(conn, path + "?kind=surrogate")
+                answer = json.loads(body)
+                assert status == 200 and not answer["cached"], answer.get("detail")
+                sur.append(dt)
+                sur_server.append(answer["server_ms"] / 1000)
+                sur_cpu.append(answer["server_cpu_ms"] / 1000)
+                new_revision()
                 dt, status, body, _ = time_get(conn, path)
                 answer = json.loads(body)
                 assert status == 200 and not answer["cached"], answer.get("detail")
                 fresh.append(dt)
                 fresh_server.append(answer["server_ms"] / 1000)
+                fresh_cpu.append(answer["server_cpu_ms"] / 1000)
                 dt, status, body, _ = time_get(conn, path)
                 answer = json.loads(body)
                 assert "surrogate" in answer["cached"]
@@ -402,9 +419,16 @@ def optimizer_bench(args: argparse.Namespace) -> None:
             kinds = answer["kinds"]
             conn.close()
             print(
+                f"surrogate view alone (?kind=surrogate), new revision: median "
+                f"{statistics.median(sur) * 1e3:.0f} ms (max {max(sur) * 1e3:.0f}; server "
+                f"{statistics.median(sur_server) * 1e3:.0f} ms, of CPU "
+                f"{statistics.median(sur_cpu) * 1e3:.0f} ms)"
+            )
+            print(
                 f"optimizer API ({', '.join(kinds)}): new revision median "
                 f"{statistics.median(fresh) * 1e3:.0f} ms (max {max(fresh) * 1e3:.0f}; server "
-                f"{statistics.median(fresh_server) * 1e3:.0f} ms), cached median "
+                f"{statistics.median(fresh_server) * 1e3:.0f} ms, of CPU "
+                f"{statistics.median(fresh_cpu) * 1e3:.0f} ms), cached median "
                 f"{statistics.median(cached) * 1e3:.0f} ms (server "
                 f"{statistics.median(cached_server) * 1e3:.0f} ms)"
             )
@@ -459,6 +483,10 @@ def optimizer_bench(args: argparse.Namespace) -> None:
     write_json(
         args.json,
         args,
+        optimizer_surrogate_new_revision_s=sur,
+        optimizer_surrogate_new_revision_server_s=sur_server,
+        optimizer_surrogate_new_revision_cpu_s=sur_cpu,
+        optimizer_new_revision_cpu_s=fresh_cpu,
         optimizer_new_revision_s=fresh,
         optimizer_new_revision_server_s=fresh_server,
         optimizer_cached_s=cached,

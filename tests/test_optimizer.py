@@ -353,3 +353,18 @@ def test_hpo_plot_writes_the_optimizer_views(store_url: str, tmp_path: Path) -> 
     assert not (tmp_path / "s.png").exists()
     with pytest.raises(hpo.HpoError, match="--x 'nope' is not a parameter"):
         write_optimizer_plot(study, "contour", tmp_path / "c.png", x="nope")
+
+
+def test_study_notes_on_both_stores(storage_url: str) -> None:
+    """Store.annotate_study keeps a note with the study (its user attributes), on SQLite and
+    PostgreSQL; what the study was made with is untouched."""
+    study = hpo.create_study(space=SPACE, storage=storage_url, name="noted", seed=5)
+    store = study.store
+    store.annotate_study(study.record.id, {"note": "first"})
+    store.annotate_study(study.record.id, {"note": "second", "tag": "x"})
+    again = store.get_study("noted")
+    assert dict(again.user_attrs) == {"note": "second", "tag": "x"}
+    assert again.seed == 5 and dict(again.space) == dict(study.record.space)
+    with pytest.raises(hpo.HpoError, match="does not exist"):
+        store.annotate_study(10_000, {"note": "x"})
+    store.close()

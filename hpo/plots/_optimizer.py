@@ -49,7 +49,7 @@ __all__ = [
 N_CANDIDATES = 2048  # points scored to find the likely next proposal (as bayes does)
 LEARNING_WINDOW = 10  # the "last proposals" of the hint
 CONVERGED = 1e-3  # relative expected improvement below which a proposal expects nothing
-LEARNING_MAX = 25  # proposals whose expected improvement is computed (the most recent)
+LEARNING_MAX = 20  # proposals whose expected improvement is computed (the most recent)
 
 
 def _finite(v: float | None) -> bool:
@@ -176,6 +176,8 @@ def surrogate(
     seed: int = 0,
     model: Any = None,
 ) -> Surrogate:
+    from hpo.strategies._bayes_model import slice_values
+
     t0 = time.perf_counter()
     model = model if model is not None else fit(space, trials, direction, strategy)
     if isinstance(model, str):
@@ -191,8 +193,6 @@ def surrogate(
                 continue
             idx = [model.observed.index(t) for t in active]
             base = dict(active[int(np.argmin(model.y[idx]))].params)
-        from hpo.strategies._bayes_model import slice_values
-
         values = slice_values(p)
         xs = _through(model, base, name, values)
         mean, lower, upper = model.predict(xs)
