@@ -105,7 +105,8 @@ def plot(
 
     if kind not in KINDS and kind not in OPTIMIZER_KINDS:  # a typo answers at once
         raise HpoError(
-            f"--kind must be one of {', '.join((*KINDS, *OPTIMIZER_KINDS))}; got {kind!r}."
+            f"--kind must be one of {', '.join(KINDS)}; got {kind!r}. "
+            f"The optimiser's views: {', '.join(OPTIMIZER_KINDS)}."
         )
     if kind != "contour" and (x is not None or y is not None):
         raise HpoError(f"--x and --y are for --kind contour, not {kind!r}.")

@@ -180,7 +180,9 @@ def test_the_real_command(store_url: str, tmp_path: Path) -> None:
     bad = run_hpo("plot", "demo", "--kind", "nope", "-o", str(out), "--storage", store_url)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "error: --kind must be one of history, parallel, importance, slices, curves; got 'nope'."
+        "error: --kind must be one of history, parallel, importance, slices, curves; got 'nope'. "
+        "The optimiser's views: surrogate, acquisition, contour, learning, tpe, coverage, "
+        "timeline, edf."
     ]
     helped = run_hpo("--help")
     assert "dashboard" in helped.stdout and "plot" in helped.stdout
