@@ -287,6 +287,9 @@ def test_optimizer_api_for_other_strategies_and_bad_input(server: Server) -> Non
     assert status == 200
     assert "'random'" in json.dumps(body["figures"]["surrogate"]["layout"]["annotations"])
     assert len(role(body["figures"]["tpe"], "good")) == len(SPACE)
+    (layers,) = role(body["figures"]["tpe"], "good", "layers")  # 4 values: a bar per value
+    assert layers["type"] == "bar" and layers["x"] == [1, 2, 3, 4]
+    assert abs(sum(layers["y"]) - 1) < 1e-9
     status, body = call(server, "GET", "/api/studies/opt-bayes/optimizer?kind=contour&x=nope")
     assert status == 422 and "'nope' is not a parameter" in body["detail"]
     status, body = call(server, "GET", "/api/studies/opt-bayes/optimizer?kind=bogus")

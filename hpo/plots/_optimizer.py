@@ -457,6 +457,7 @@ class Density:
     bad: tuple[float, ...]
     n_good: int
     n_bad: int
+    discrete: bool = False  # frequencies per choice or value (bars), not a density curve
 
 
 @dataclass(frozen=True)
@@ -477,7 +478,8 @@ def tpe_densities(
     """The two densities TPE compares, per parameter: of the best ``gamma`` trials ("good":
     Optuna's default gamma, ``min(ceil(0.1 n), 25)``) and of the rest ("bad"). Parzen
     estimators in the unit space of each parameter (log ranges in log space), with Scott's
-    bandwidth; categories as smoothed frequencies. TPE samples where good/bad is largest."""
+    bandwidth; categories and small integer ranges as smoothed frequencies. TPE samples
+    where good/bad is largest."""
     done = [t for t in trials if t.state is TrialState.COMPLETE and _finite(t.value)]
     if len(done) < 2:
         return TpeDensities(direction, note="needs at least 2 completed trials")
@@ -490,26 +492,23 @@ def tpe_densities(
     for name, p in space.items():
         g = [t.params[name] for t in good if name in t.params]
         b = [t.params[name] for t in bad if name in t.params]
-        if isinstance(p, Categorical):
-            k = len(p.choices)
+        if isinstance(p, Categorical) or (isinstance(p, Int) and p.n_values <= 16):
+            choices = (
+                list(p.choices)
+                if isinstance(p, Categorical)
+                else [p.low + k * p.step for k in range(p.n_values)]
+            )
 
-            def freq(vals: list[Any], k: int = k, p: Any = p) -> tuple[float, ...]:
-                c = np.ones(k)  # one prior count per choice
+            def freq(vals: list[Any], choices: list[Any] = choices) -> tuple[float, ...]:
+                c = np.ones(len(choices))  # one prior count per choice
                 for v in vals:
-                    with_index = p.index(v) if v in p.choices else None
-                    if with_index is not None:
-                        c[with_index] += 1
+                    if v in choices:
+                        c[choices.index(v)] += 1
                 return tuple(float(v) for v in c / c.sum())
 
+            shown = tuple(_shown(p, c) for c in choices)
             out.append(
-                Density(
-                    axis_of(name, p),
-                    tuple(str(c) for c in p.choices),
-                    freq(g),
-                    freq(b),
-                    len(g),
-                    len(b),
-                )
+                Density(axis_of(name, p), shown, freq(g), freq(b), len(g), len(b), discrete=True)
             )
             continue
 

@@ -484,7 +484,7 @@ def tpe_figure(d: TpeDensities) -> Figure:
     layout_axes = _grid(len(d.densities))
     for i, den in enumerate(d.densities):
         xr, yr = _ref(i)
-        cat = den.axis.scale == "category"
+        cat = den.discrete
         for label, ys, color in (("good", den.good, GOOD_COLOR), ("bad", den.bad, BAD_COLOR)):
             trace: dict[str, Any] = {
                 "type": "bar" if cat else "scatter",
