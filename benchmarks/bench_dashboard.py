@@ -29,10 +29,27 @@ What it measures
                    timed from the event to the next frame painted (the table is virtualised: only the rows in view are in the
                    DOM). Target: <= 200 ms each (issue 17).
 
+    optimizer view (``--optimizer``, issue 19)
+                   a bayes study of ``--trials`` (use 200) trials over 8 parameters (floats,
+                   log floats, integers, a categorical and a conditional one; proposals with
+                   512 candidates and 2 local searches, to build it quickly: the views do not
+                   depend on those options), 3 intermediate values each, spread over 4 GPU
+                   workers, 2 trials running. Timed: ``GET /api/studies/NAME/optimizer`` (the
+                   six bayes views: surrogate, acquisition, contour, learning, timeline, EDF)
+                   for a new revision (after one more trial is told: the GP is refitted) and
+                   again (cached), median of ``--reps``; the server's own ``server_ms`` too;
+                   and the surrogate view alone (``?kind=surrogate``) for a new revision.
+                   Then headless chromium opens the study page and we time, on the page's
+                   clock, from the optimizer request to the ``hpo:optimizer`` mark (every
+                   view drawn), and plotly's part of it (the answer to the mark).
+                   Targets: server <= 300 ms, drawn <= 1 s.
+
 Commands
     full:   .venv/bin/python benchmarks/bench_dashboard.py --trials 1200 \
                 --json benchmarks/results/dashboard.json
     quick:  .venv/bin/python benchmarks/bench_dashboard.py --quick      (200 trials, 3 reps)
+    optimizer: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_dashboard.py --optimizer \
+                --trials 200 --reps 5 --json benchmarks/results/dashboard_optimizer.json
 """
 
 from __future__ import annotations
@@ -199,9 +216,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="200 trials, 3 reps (smoke check)")
     ap.add_argument("--no-browser", action="store_true", help="API timings only")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--optimizer", action="store_true", help="the optimizer view of a bayes study only"
+    )
     args = ap.parse_args()
     if args.quick:
         args.trials, args.reps = min(args.trials, 200), min(args.reps, 3)
+    if args.optimizer:
+        optimizer_bench(args)
+        return
 
     with tempfile.TemporaryDirectory() as d:
         url = f"sqlite:///{d}/bench.db"
@@ -288,6 +311,190 @@ def main() -> None:
         plots_first_s=plots_first,
         plots_s=plots,
         page=page,
+    )
+
+
+# -- the optimizer view (issue 19) -----------------------------------------------------------
+
+OPT_SPACE = hpo.SearchSpace(
+    {
+        "lr": hpo.Float(1e-4, 1e-1, log=True),
+        "weight_decay": hpo.Float(1e-6, 1e-2, log=True),
+        "dropout": hpo.Float(0.0, 0.5),
+        "layers": hpo.Int(1, 4),
+        "units": hpo.Int(16, 512, log=True),
+        "optimizer": hpo.Categorical(["sgd", "adam"]),
+        "momentum": hpo.Float(0.0, 0.99, when={"optimizer": "sgd"}),
+        "warmup": hpo.Float(0.0, 0.2),
+    }
+)
+
+
+def _opt_value(p: dict[str, Any]) -> float:
+    return (
+        (math.log10(p["lr"]) + 2.5) ** 2
+        + 0.3 * (math.log10(p["weight_decay"]) + 4) ** 2 / 4
+        + (p["dropout"] - 0.2) ** 2
+        + 0.05 * p["layers"]
+        + 0.2 * abs(math.log2(p["units"] / 128)) / 3
+        + 0.2 * p.get("momentum", 0.6)
+        + (p["warmup"] - 0.05) ** 2
+    )
+
+
+def build_bayes(url: str, name: str, n: int) -> hpo.Study:
+    study = hpo.create_study(
+        space=OPT_SPACE,
+        strategy="bayes",
+        storage=url,
+        name=name,
+        seed=0,
+        strategy_options={"n_candidates": 512, "n_local": 2},
+    )
+
+    def objective(trial: hpo.Trial) -> float:
+        value = _opt_value(dict(trial.params))
+        for step in (1, 2, 3):
+            trial.report(value + 1.0 / step, step)
+        return value
+
+    study.optimize(objective, n_trials=n)
+    for _ in range(2):  # two trials running, one epoch in
+        study.ask().report(3.0, 1)
+    for t in study.trials:  # as the Ray executor records them: 4 GPU workers on 2 hosts
+        w = t.number % 4
+        study.store.annotate_trial(
+            int(t.system_attrs["trial_id"]),
+            {"worker_host": f"node-{w // 2}", "gpu_ids": [str(w % 2)]},
+        )
+    return study
+
+
+def optimizer_bench(args: argparse.Namespace) -> None:
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as d:
+        url = f"sqlite:///{d}/bench.db"
+        name = f"bayes-{args.trials}"
+        t0 = time.perf_counter()
+        study = build_bayes(url, name, args.trials)
+        print(f"built a {args.trials}-trial bayes study in {time.perf_counter() - t0:.0f} s")
+        path = f"/api/studies/{urllib.parse.quote(name)}/optimizer"
+        fresh, fresh_server, cached, cached_server = [], [], [], []
+        sur: list[float] = []
+        sur_server: list[float] = []
+        sur_cpu: list[float] = []
+        fresh_cpu: list[float] = []
+        with dashboard(url) as base:
+            host = urllib.parse.urlsplit(base)
+            conn = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
+            time_get(conn, path)  # warm-up: imports (scipy, the strategy) on first use
+
+            def new_revision() -> None:  # one more trial told: the GP is refitted
+                t = study.ask(dict(study.trials[0].params))
+                study.tell(t, _opt_value(dict(t.params)) + 0.01)
+
+            for _ in range(args.reps):
+                new_revision()
+                dt, status, body, _ = time_get(conn, path + "?kind=surrogate")
+                answer = json.loads(body)
+                assert status == 200 and not answer["cached"], answer.get("detail")
+                sur.append(dt)
+                sur_server.append(answer["server_ms"] / 1000)
+                sur_cpu.append(answer["server_cpu_ms"] / 1000)
+                new_revision()
+                dt, status, body, _ = time_get(conn, path)
+                answer = json.loads(body)
+                assert status == 200 and not answer["cached"], answer.get("detail")
+                fresh.append(dt)
+                fresh_server.append(answer["server_ms"] / 1000)
+                fresh_cpu.append(answer["server_cpu_ms"] / 1000)
+                dt, status, body, _ = time_get(conn, path)
+                answer = json.loads(body)
+                assert "surrogate" in answer["cached"]
+                cached.append(dt)
+                cached_server.append(answer["server_ms"] / 1000)
+            kinds = answer["kinds"]
+            conn.close()
+            print(
+                f"surrogate view alone (?kind=surrogate), new revision: median "
+                f"{statistics.median(sur) * 1e3:.0f} ms (max {max(sur) * 1e3:.0f}; server "
+                f"{statistics.median(sur_server) * 1e3:.0f} ms, of CPU "
+                f"{statistics.median(sur_cpu) * 1e3:.0f} ms)"
+            )
+            print(
+                f"optimizer API ({', '.join(kinds)}): new revision median "
+                f"{statistics.median(fresh) * 1e3:.0f} ms (max {max(fresh) * 1e3:.0f}; server "
+                f"{statistics.median(fresh_server) * 1e3:.0f} ms, of CPU "
+                f"{statistics.median(fresh_cpu) * 1e3:.0f} ms), cached median "
+                f"{statistics.median(cached) * 1e3:.0f} ms (server "
+                f"{statistics.median(cached_server) * 1e3:.0f} ms)"
+            )
+            drawn, plotting, surrogate = [], [], []
+            per_view: dict[str, list[float]] = {}
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                for _ in range(args.reps):
+                    ctx = browser.new_context(
+                        viewport={"width": 1300, "height": 900}, bypass_csp=True
+                    )
+                    page = ctx.new_page()
+                    page.goto(f"{base}/#/study/{urllib.parse.quote(name)}")
+                    page.wait_for_function(
+                        "document.body.dataset.optimizer !== undefined", timeout=60_000
+                    )
+                    n = page.evaluate("document.querySelectorAll('#optimizer .main-svg').length")
+                    assert n >= len(kinds), n
+                    marks = page.evaluate(
+                        """() => {
+                          const r = performance.getEntriesByType('resource')
+                            .filter((e) => e.name.includes('/optimizer'))[0];
+                          const m = performance.getEntriesByName('hpo:optimizer')[0];
+                          const views = {};
+                          for (const e of performance.getEntriesByType('mark')) {
+                            if (e.name.startsWith('hpo:opt:')) views[e.name.slice(8)] = e.startTime;
+                          }
+                          return {asked: r.startTime, answered: r.responseEnd, drawn: m.startTime,
+                                  views};
+                        }"""
+                    )
+                    drawn.append((marks["drawn"] - marks["asked"]) / 1000)
+                    plotting.append((marks["drawn"] - marks["answered"]) / 1000)
+                    surrogate.append((marks["views"]["surrogate"] - marks["asked"]) / 1000)
+                    last = marks["answered"]
+                    for k, at in sorted(marks["views"].items(), key=lambda kv: kv[1]):
+                        # in the order drawn: each view's own drawing time
+                        per_view.setdefault(k, []).append((at - last) / 1000)
+                        last = at
+                    ctx.close()
+                browser.close()
+            print(
+                f"optimizer views in chromium: from the request to every view drawn median "
+                f"{statistics.median(drawn) * 1e3:.0f} ms (max {max(drawn) * 1e3:.0f}); of "
+                f"which plotly drawing {statistics.median(plotting) * 1e3:.0f} ms; the surrogate "
+                f"(drawn first) after {statistics.median(surrogate) * 1e3:.0f} ms"
+            )
+            print(
+                "  plotly per view (median): "
+                + ", ".join(f"{k} {statistics.median(v) * 1e3:.0f} ms" for k, v in per_view.items())
+            )
+    write_json(
+        args.json,
+        args,
+        optimizer_surrogate_new_revision_s=sur,
+        optimizer_surrogate_new_revision_server_s=sur_server,
+        optimizer_surrogate_new_revision_cpu_s=sur_cpu,
+        optimizer_new_revision_cpu_s=fresh_cpu,
+        optimizer_new_revision_s=fresh,
+        optimizer_new_revision_server_s=fresh_server,
+        optimizer_cached_s=cached,
+        optimizer_cached_server_s=cached_server,
+        optimizer_page_drawn_s=drawn,
+        optimizer_page_plotly_s=plotting,
+        optimizer_page_surrogate_s=surrogate,
+        optimizer_page_per_view_s=per_view,
     )
 
 

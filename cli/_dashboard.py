@@ -107,13 +107,13 @@ def plot(
     kinds = (*KINDS, "confusion", *OPTIMIZER_KINDS)
     if kind not in kinds:  # before opening the store: a typo answers at once
         raise HpoError(f"--kind must be one of {', '.join(kinds)}; got {kind!r}.")
+    if kind != "contour" and (x is not None or y is not None):
+        raise HpoError(f"--x and --y are for --kind contour, not {kind!r}.")
     if kind in OPTIMIZER_KINDS:
         s = hpo.load_study(study, storage=existing_storage(storage))
         out = write_optimizer_plot(s, kind, output, x=x, y=y)
         typer.echo(f"wrote {out} ({kind} of study {s.name!r}, {len(s.trials)} trials)")
         return
-    if x is not None or y is not None:
-        raise HpoError(f"--x and --y are for --kind contour, not {kind!r}.")
     numbers = None
     if highlight is not None:
         try:

@@ -256,7 +256,7 @@ def test_optimizer_api_serves_the_views_of_a_bayes_study(
     assert len(role(figs["acquisition"], "running")) == len(SPACE)  # the running trial, marked
     assert figs["contour"]["layout"]["meta"] == {"x": "lr", "y": "dropout"}
     (grid, _sd) = role(figs["contour"], "grid-mean"), role(figs["contour"], "grid-sd")
-    assert len(grid[0]["x"]) == 32 * 32
+    assert len(grid[0]["x"]) == 24 * 24
     assert len(role(figs["contour"], "observed")[0]["x"]) == len(valued)
     assert figs["learning"]["layout"]["meta"]["verdict"] in ("converged", "slowing", "learning")
     # Two workers (GPU 0 on gpu-a, GPU 1 on gpu-b); the running trial's epoch and ETA.
@@ -287,6 +287,9 @@ def test_optimizer_api_for_other_strategies_and_bad_input(server: Server) -> Non
     assert status == 200
     assert "'random'" in json.dumps(body["figures"]["surrogate"]["layout"]["annotations"])
     assert len(role(body["figures"]["tpe"], "good")) == len(SPACE)
+    (layers,) = role(body["figures"]["tpe"], "good", "layers")  # 4 values: a bar per value
+    assert layers["type"] == "bar" and layers["x"] == [1, 2, 3, 4]
+    assert abs(sum(layers["y"]) - 1) < 1e-9
     status, body = call(server, "GET", "/api/studies/opt-bayes/optimizer?kind=contour&x=nope")
     assert status == 422 and "'nope' is not a parameter" in body["detail"]
     status, body = call(server, "GET", "/api/studies/opt-bayes/optimizer?kind=bogus")
@@ -353,3 +356,18 @@ def test_hpo_plot_writes_the_optimizer_views(store_url: str, tmp_path: Path) -> 
     assert not (tmp_path / "s.png").exists()
     with pytest.raises(hpo.HpoError, match="--x 'nope' is not a parameter"):
         write_optimizer_plot(study, "contour", tmp_path / "c.png", x="nope")
+
+
+def test_study_notes_on_both_stores(storage_url: str) -> None:
+    """Store.annotate_study keeps a note with the study (its user attributes), on SQLite and
+    PostgreSQL; what the study was made with is untouched."""
+    study = hpo.create_study(space=SPACE, storage=storage_url, name="noted", seed=5)
+    store = study.store
+    store.annotate_study(study.record.id, {"note": "first"})
+    store.annotate_study(study.record.id, {"note": "second", "tag": "x"})
+    again = store.get_study("noted")
+    assert dict(again.user_attrs) == {"note": "second", "tag": "x"}
+    assert again.seed == 5 and dict(again.space) == dict(study.record.space)
+    with pytest.raises(hpo.HpoError, match="does not exist"):
+        store.annotate_study(10_000, {"note": "x"})
+    store.close()

@@ -49,7 +49,7 @@ __all__ = [
 N_CANDIDATES = 2048  # points scored to find the likely next proposal (as bayes does)
 LEARNING_WINDOW = 10  # the "last proposals" of the hint
 CONVERGED = 1e-3  # relative expected improvement below which a proposal expects nothing
-LEARNING_MAX = 40  # proposals whose expected improvement is computed (the most recent)
+LEARNING_MAX = 20  # proposals whose expected improvement is computed (the most recent)
 
 
 def _finite(v: float | None) -> bool:
@@ -176,6 +176,8 @@ def surrogate(
     seed: int = 0,
     model: Any = None,
 ) -> Surrogate:
+    from hpo.strategies._bayes_model import slice_values
+
     t0 = time.perf_counter()
     model = model if model is not None else fit(space, trials, direction, strategy)
     if isinstance(model, str):
@@ -191,8 +193,6 @@ def surrogate(
                 continue
             idx = [model.observed.index(t) for t in active]
             base = dict(active[int(np.argmin(model.y[idx]))].params)
-        from hpo.strategies._bayes_model import slice_values
-
         values = slice_values(p)
         xs = _through(model, base, name, values)
         mean, lower, upper = model.predict(xs)
@@ -275,7 +275,7 @@ def contour(
     x: str | None = None,
     y: str | None = None,
     *,
-    n: int = 32,
+    n: int = 24,
     model: Any = None,
 ) -> Contour:
     from hpo.strategies._bayes_model import slice_values
@@ -396,6 +396,13 @@ def learning(
     ordered = sorted((t for t in trials if t.started_at is not None), key=lambda t: t.number)
     candidates = [t for t in ordered if t.params and not t.interrupted][-LEARNING_MAX:]
     gp = model.gp
+    encoded: dict[int, np.ndarray] = {}
+
+    def encode(u: FrozenTrial) -> np.ndarray:
+        if u.number not in encoded:
+            encoded[u.number] = model.codec.encode(u.params)
+        return encoded[u.number]
+
     for t in candidates:
         before = [
             u
@@ -407,9 +414,15 @@ def learning(
         ]
         if sum(1 for u in observed_trials(before) if u.value is not None) < n_initial:
             continue  # proposed by the initial design, not by the model
-        x, y, transform, observed = training_data(space, before, direction, strategy)  # type: ignore[arg-type]
+        x, y, transform, observed = training_data(
+            space,
+            before,
+            direction,
+            strategy,  # type: ignore[arg-type]
+            encode=encode,
+        )
         prefix = GP(x, y, gp.is_cat, gp.inv_sq_ls, gp.scale, gp.noise)
-        xq = model.codec.encode(t.params)[None, :]
+        xq = encode(t)[None, :]
         ei = float(expected_improvement_in_values(prefix, transform, float(y.min()), xq)[0])
         vals = [_f(u.value) for u in observed if _finite(u.value)]
         best = min(vals) if direction is Direction.MINIMIZE else max(vals)
@@ -444,6 +457,7 @@ class Density:
     bad: tuple[float, ...]
     n_good: int
     n_bad: int
+    discrete: bool = False  # frequencies per choice or value (bars), not a density curve
 
 
 @dataclass(frozen=True)
@@ -464,7 +478,8 @@ def tpe_densities(
     """The two densities TPE compares, per parameter: of the best ``gamma`` trials ("good":
     Optuna's default gamma, ``min(ceil(0.1 n), 25)``) and of the rest ("bad"). Parzen
     estimators in the unit space of each parameter (log ranges in log space), with Scott's
-    bandwidth; categories as smoothed frequencies. TPE samples where good/bad is largest."""
+    bandwidth; categories and small integer ranges as smoothed frequencies. TPE samples
+    where good/bad is largest."""
     done = [t for t in trials if t.state is TrialState.COMPLETE and _finite(t.value)]
     if len(done) < 2:
         return TpeDensities(direction, note="needs at least 2 completed trials")
@@ -477,26 +492,23 @@ def tpe_densities(
     for name, p in space.items():
         g = [t.params[name] for t in good if name in t.params]
         b = [t.params[name] for t in bad if name in t.params]
-        if isinstance(p, Categorical):
-            k = len(p.choices)
+        if isinstance(p, Categorical) or (isinstance(p, Int) and p.n_values <= 16):
+            choices = (
+                list(p.choices)
+                if isinstance(p, Categorical)
+                else [p.low + k * p.step for k in range(p.n_values)]
+            )
 
-            def freq(vals: list[Any], k: int = k, p: Any = p) -> tuple[float, ...]:
-                c = np.ones(k)  # one prior count per choice
+            def freq(vals: list[Any], choices: list[Any] = choices) -> tuple[float, ...]:
+                c = np.ones(len(choices))  # one prior count per choice
                 for v in vals:
-                    with_index = p.index(v) if v in p.choices else None
-                    if with_index is not None:
-                        c[with_index] += 1
+                    if v in choices:
+                        c[choices.index(v)] += 1
                 return tuple(float(v) for v in c / c.sum())
 
+            shown = tuple(_shown(p, c) for c in choices)
             out.append(
-                Density(
-                    axis_of(name, p),
-                    tuple(str(c) for c in p.choices),
-                    freq(g),
-                    freq(b),
-                    len(g),
-                    len(b),
-                )
+                Density(axis_of(name, p), shown, freq(g), freq(b), len(g), len(b), discrete=True)
             )
             continue
 

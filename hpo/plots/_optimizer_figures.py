@@ -95,6 +95,14 @@ def _axis_type(axis: Axis) -> dict[str, Any]:
     return {}
 
 
+def _pos(axis: Axis, v: Any) -> Any:
+    """Where a shape goes on ``axis``: a category's index (a category named "32" would be
+    read as index 32), else the value."""
+    if axis.scale == "category" and str(v) in axis.categories:
+        return axis.categories.index(str(v))
+    return v
+
+
 def _vline(xref: str, yref: str, x: Any, color: str, dash: str = "dash") -> dict[str, Any]:
     return {
         "type": "line",
@@ -193,9 +201,9 @@ def surrogate_figure(s: Surrogate) -> Figure:
                 **common,
             },
         ]
-        shapes.append(_vline(xr, yr, sl.best_x, BEST_COLOR, "dot"))
+        shapes.append(_vline(xr, yr, _pos(sl.axis, sl.best_x), BEST_COLOR, "dot"))
         if sl.next_x is not None:
-            shapes.append(_vline(xr, yr, sl.next_x, NEXT_COLOR))
+            shapes.append(_vline(xr, yr, _pos(sl.axis, sl.next_x), NEXT_COLOR))
         notes.append(_title(name, xr, yr))
         layout_axes[f"xaxis{xr[1:]}"].update(_axis_type(sl.axis))
     rows = math.ceil(len(s.slices) / 3)
@@ -210,7 +218,19 @@ def surrogate_figure(s: Surrogate) -> Figure:
             shapes=shapes,
             annotations=notes,
             legend={"orientation": "h", "y": -0.06 if rows > 1 else -0.2},
-            meta={"next": dict(s.next_params), "n_running": s.n_running},
+            meta={
+                "next": dict(s.next_params),
+                "n_running": s.n_running,
+                # The model at each observed trial: its mean and mean -/+ 2 noise sd.
+                "fit": {
+                    "numbers": list(s.fit_numbers),
+                    "values": list(s.fit_values),
+                    "mean": list(s.fit_mean),
+                    "lower": list(s.fit_lower),
+                    "upper": list(s.fit_upper),
+                    "noise_sd": s.noise_sd,
+                },
+            },
             **layout_axes,
         ),
     }
@@ -265,11 +285,15 @@ def acquisition_figure(s: Surrogate) -> Figure:
                 }
             )
             for v in sl.running_x:
-                shapes.append(_vline(xr, yr, v, RUNNING_COLOR, "dot"))
+                shapes.append(_vline(xr, yr, _pos(sl.axis, v), RUNNING_COLOR, "dot"))
         if sl.next_x is not None:
-            shapes.append(_vline(xr, yr, sl.next_x, NEXT_COLOR))
+            shapes.append(_vline(xr, yr, _pos(sl.axis, sl.next_x), NEXT_COLOR))
         notes.append(_title(name, xr, yr))
         layout_axes[f"xaxis{xr[1:]}"].update(_axis_type(sl.axis))
+        finite = [v for v in sl.acq if math.isfinite(v)]
+        if finite and max(finite) - min(finite) > 25:  # log EI plunges near observed points
+            top = max(finite)
+            layout_axes[f"yaxis{yr[1:]}"]["range"] = [top - 25, top + 1]
     rows = math.ceil(len(s.slices) / 3)
     return {
         "data": data,
@@ -460,7 +484,7 @@ def tpe_figure(d: TpeDensities) -> Figure:
     layout_axes = _grid(len(d.densities))
     for i, den in enumerate(d.densities):
         xr, yr = _ref(i)
-        cat = den.axis.scale == "category"
+        cat = den.discrete
         for label, ys, color in (("good", den.good, GOOD_COLOR), ("bad", den.bad, BAD_COLOR)):
             trace: dict[str, Any] = {
                 "type": "bar" if cat else "scatter",
@@ -789,13 +813,20 @@ def optimizer_figure(
     x: str | None = None,
     y: str | None = None,
     model: Any = None,
+    memo: dict[str, Any] | None = None,
 ) -> Figure:
     """The figure of optimiser view ``kind`` (one of :data:`OPTIMIZER_KINDS`). ``model`` reuses
-    a fit (:func:`hpo.plots._optimizer.fit`) for the bayes views."""
+    a fit (:func:`hpo.plots._optimizer.fit`) for the bayes views; ``memo`` (a dict kept for
+    one revision) shares the slices between the surrogate and the acquisition."""
     from hpo.plots import _optimizer as o
 
     if kind in ("surrogate", "acquisition"):
-        s = o.surrogate(space, trials, direction, strategy, seed=seed, model=model)
+        memo = memo if memo is not None else {}
+        if "surrogate" not in memo:
+            memo["surrogate"] = o.surrogate(
+                space, trials, direction, strategy, seed=seed, model=model
+            )
+        s = memo["surrogate"]
         return surrogate_figure(s) if kind == "surrogate" else acquisition_figure(s)
     if kind == "contour":
         return contour_figure(o.contour(space, trials, direction, strategy, x, y, model=model))

@@ -16,7 +16,8 @@ __all__ = ["Evaluation", "Store", "StudyRecord", "StudySummary"]
 
 @dataclass(frozen=True)
 class StudyRecord:
-    """What a study was created with. Never changes after creation."""
+    """What a study was created with. Never changes after creation, but for ``user_attrs``:
+    a person's notes (:meth:`Store.annotate_study`)."""
 
     id: int
     name: str

@@ -18,7 +18,7 @@ quantile maps to a quantile: mean ± 2 sd in model units becomes a band in value
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,9 +113,14 @@ def training_data(
     trials: Sequence[FrozenTrial],
     direction: Direction,
     strategy: BayesStrategy,
+    *,
+    encode: Callable[[FrozenTrial], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Transform, list[FrozenTrial]]:
     """``x`` and ``y`` exactly as ``BayesStrategy.propose`` builds them, the transform that
-    made ``y`` (to map beliefs back to values), and the observed trials (rows of ``x``)."""
+    made ``y`` (to map beliefs back to values), and the observed trials (rows of ``x``).
+
+    ``encode`` (a trial -> its ``_Codec.encode``-d params) lets a caller that builds many
+    histories reuse the encodings."""
     codec = _Codec(space, strategy.ordered_choices)
     observed = observed_trials(trials)
     # x and y: the strategy's own function. The transform's parameters are recomputed below
@@ -124,6 +129,8 @@ def training_data(
     sign = 1.0 if direction is Direction.MINIMIZE else -1.0
     values = np.array([sign * t.value for t in observed if t.value is not None])
     worst = float(values.max()) if len(values) else 0.0
+    if encode is not None:  # the same rows, from the caller's cache
+        x = np.array([encode(t) for t in observed]).reshape(len(observed), codec.dim)
     raw = np.array([sign * t.value if t.value is not None else worst for t in observed])
     # The steps of _warp (and _standardise), keeping their parameters for the way back.
     top, mean1, sd1 = _std_params(raw)

@@ -7,6 +7,9 @@
 // server (hpo.plots, the same code as `hpo plot`); the page only draws them.
 
 const PLOT_KINDS = ["history", "parallel", "importance", "slices", "curves"];
+// What the optimiser thinks (issue 19): GET /api/studies/NAME/optimizer; the server picks the
+// views that fit the study's strategy and says which in `kinds`.
+const OPT_KINDS = ["surrogate", "acquisition", "contour", "tpe", "coverage", "learning", "edf", "timeline"];
 const PLOTLY_CONFIG = { responsive: true, displaylogo: false };
 
 const app = {
@@ -27,6 +30,8 @@ const app = {
   menus: {},         // plot id -> {menu index: button index}: the user's dropdown choices
   history: { log: false, states: "all" },  // the history chart's options
   token: sessionStorage.getItem("hpo-token"),  // for servers started with --token-reads
+  opt: { x: null, y: null, etag: null },  // the optimiser view: contour params, last drawn
+  detailTrial: null,  // the trial shown in the detail panel
 };
 
 // Rows drawn beyond the visible ones, above and below (so that a quick scroll shows rows).
@@ -234,6 +239,19 @@ function openStudy(name) {
     if (window.Plotly) Plotly.purge(`plot-${k}`);
     delete document.getElementById(`plot-${k}`).dataset.wired;
   }
+  app.opt = { x: null, y: null, etag: null };
+  for (const k of OPT_KINDS) {
+    const div = document.getElementById(`opt-${k}`);
+    if (window.Plotly) Plotly.purge(div);
+    delete div.dataset.wired;
+    div.hidden = true;
+  }
+  $("#opt-hint").hidden = true;
+  $("#study-note").value = "";
+  delete $("#study-note").dataset.dirty;
+  $("#compare-studies-table").innerHTML = "";
+  closeTrial();
+  fillOtherStudies(name);
   refreshStudy();
 }
 
@@ -295,6 +313,8 @@ async function refreshStudy() {
       if (app.comparing) await renderCompare();
       performance.mark("hpo:drawn");  // every chart drawn (the benchmark reads this mark)
       document.body.dataset.rendered = etag;
+      renderNote();
+      refreshOptimizer(name, etag);  // not waited for: the page is usable meanwhile
     }
     status(`updated ${new Date().toLocaleTimeString()}`);
   } catch (e) {
@@ -328,7 +348,7 @@ function paramNames() {
 
 function columns() {
   const cols = [
-    { key: "number", label: "#", get: (t) => t.number, cls: "num" },
+    { key: "number", label: "#", get: (t) => t.number, cls: "num", html: (t) => `<button type="button" class="trial-link" data-n="${t.number}" title="details of trial ${t.number}">${t.number}</button>` },
     { key: "state", label: "state", get: (t) => t.state, html: (t) => `<span class="badge ${t.state}">${t.state}</span>` },
     { key: "value", label: "value", get: (t) => t.value, cls: "num", html: (t) => num(t.value) },
     { key: "duration_s", label: "duration", get: (t) => t.duration_s, cls: "num", html: (t) => duration(t.duration_s) },
@@ -482,6 +502,20 @@ function wire() {
     app.sort = { key, dir: app.sort.key === key ? -app.sort.dir : 1 };
     renderTable();
   });
+  $("#trials tbody").addEventListener("click", (e) => {
+    const link = e.target.closest("button.trial-link");
+    if (!link) return;
+    e.preventDefault();
+    openTrial(Number(link.dataset.n));
+  });
+  $("#trial-detail-close").addEventListener("click", closeTrial);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeTrial(); });
+  $("#trial-note-save").addEventListener("click", saveTrialNote);
+  $("#study-note-save").addEventListener("click", saveStudyNote);
+  $("#study-note").addEventListener("input", () => { $("#study-note").dataset.dirty = "1"; });
+  $("#opt-x").addEventListener("change", redrawContour);
+  $("#opt-y").addEventListener("change", redrawContour);
+  $("#other-study").addEventListener("change", compareStudies);
   $("#trials tbody").addEventListener("change", (e) => {
     const row = e.target.closest("tr");
     if (row) toggle(Number(row.dataset.n));
@@ -530,6 +564,212 @@ async function redrawHistory() {
   const snap = app.etag ? `?snapshot=${enc(app.etag)}` : "";
   const fig = await getJSON(`api/studies/${enc(name)}/plots/history${snap}`);
   if (name === app.study) await draw("plot-history", fig);
+}
+
+// -- what the optimiser thinks -----------------------------------------------------------
+function optQuery(extra = "") {
+  const q = [];
+  if (app.opt.x) q.push(`x=${enc(app.opt.x)}`);
+  if (app.opt.y) q.push(`y=${enc(app.opt.y)}`);
+  return q.concat(extra ? [extra] : []).join("&");
+}
+
+async function drawOptimizer(kind, fig) {
+  const id = `opt-${kind}`;
+  const div = document.getElementById(id);
+  div.hidden = false;
+  await draw(id, fig);
+  if (!div.dataset.optWired) {
+    div.dataset.optWired = "1";
+    // A trial's point opens its details (customdata is its number).
+    div.on("plotly_click", (e) => {
+      const n = e.points[0]?.customdata;
+      if (Number.isInteger(n)) openTrial(n);
+    });
+  }
+}
+
+async function refreshOptimizer(name, etag) {
+  try {
+    const t0 = performance.now();
+    const snap = etag ? `snapshot=${enc(etag)}` : "";
+    const body = await getJSON(`api/studies/${enc(name)}/optimizer?${optQuery(snap)}`);
+    if (name !== app.study) return;
+    const got = new Set(body.kinds);
+    for (const k of OPT_KINDS) {
+      if (!got.has(k)) document.getElementById(`opt-${k}`).hidden = true;
+    }
+    // One after the other, in the page's order, each marked when drawn (hpo:opt:KIND; the
+    // benchmark reads them): the surrogate first.
+    for (const k of OPT_KINDS.filter((k) => got.has(k))) {
+      await drawOptimizer(k, body.figures[k]);
+      if (name !== app.study) return;
+      performance.mark(`hpo:opt:${k}`);
+    }
+    const hint = body.figures.learning?.layout?.meta;
+    $("#opt-hint").hidden = !hint?.hint;
+    $("#opt-hint").textContent = hint?.hint ? `Is it still learning? ${hint.hint}` : "";
+    $("#opt-hint").className = `hint ${hint?.verdict ?? ""}`;
+    const contour = body.figures.contour?.layout?.meta;
+    $("#opt-contour-pick").hidden = !contour;
+    if (contour) fillContourPick(contour.x, contour.y);
+    const cached = body.cached.length ? ` · cached: ${body.cached.join(", ")}` : "";
+    $("#opt-timing").textContent =
+      `server ${body.server_ms} ms${cached} · drawn in ${Math.round(performance.now() - t0)} ms`;
+    performance.mark("hpo:optimizer");  // the optimiser views drawn (the benchmark reads it)
+    app.opt.etag = etag;
+    document.body.dataset.optimizer = etag ?? "";
+  } catch (e) {
+    $("#opt-timing").textContent = `cannot draw the optimiser's views: ${e.message}`;
+  }
+}
+
+function fillContourPick(x, y) {
+  const names = paramNames();
+  for (const [sel, value] of [[$("#opt-x"), x], [$("#opt-y"), y]]) {
+    if (sel.options.length !== names.length) {
+      sel.innerHTML = names.map((n) => `<option>${esc(n)}</option>`).join("");
+    }
+    sel.value = value;
+  }
+}
+
+async function redrawContour() {
+  app.opt.x = $("#opt-x").value;
+  app.opt.y = $("#opt-y").value;
+  const name = app.study;
+  const snap = app.etag ? `snapshot=${enc(app.etag)}` : "";
+  const body = await getJSON(`api/studies/${enc(name)}/optimizer?kind=contour&${optQuery(snap)}`);
+  if (name === app.study) await drawOptimizer("contour", body.figures.contour);
+}
+
+// -- notes ---------------------------------------------------------------------------------
+async function putJSON(url, body) {
+  const res = await fetch(url, {
+    method: "PUT",
+    headers: authHeaders({ "Content-Type": "application/json" }),
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(await errorText(res));
+  return res.json();
+}
+
+function renderNote() {
+  const box = $("#study-note");
+  if (box.dataset.dirty || document.activeElement === box) return;  // the user is typing
+  box.value = app.detail?.note ?? "";
+}
+
+async function saveStudyNote() {
+  try {
+    const d = await putJSON(`api/studies/${enc(app.study)}/note`, { note: $("#study-note").value });
+    app.detail.note = d.note;
+    delete $("#study-note").dataset.dirty;
+    $("#study-note-status").textContent = `saved ${new Date().toLocaleTimeString()}`;
+  } catch (e) {
+    $("#study-note-status").textContent = `not saved: ${e.message}`;
+  }
+}
+
+async function saveTrialNote() {
+  const n = app.detailTrial;
+  try {
+    const t = await putJSON(`api/studies/${enc(app.study)}/trials/${n}/note`, { note: $("#trial-note").value });
+    $("#trial-note-status").textContent = `saved ${new Date().toLocaleTimeString()}`;
+    $("#trial-note").value = t.note ?? "";
+  } catch (e) {
+    $("#trial-note-status").textContent = `not saved: ${e.message}`;
+  }
+}
+
+// -- one trial's details -------------------------------------------------------------------
+function short(v) {
+  const text = typeof v === "string" ? v : JSON.stringify(v);
+  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
+}
+
+function kvRows(obj, cls = "") {
+  return Object.entries(obj ?? {}).map(([k, v]) =>
+    `<tr class="${cls}"><th>${esc(k)}</th><td>${esc(typeof v === "number" ? num(v) : short(v))}</td></tr>`).join("");
+}
+
+async function openTrial(number) {
+  const name = app.study;
+  try {
+    const t = await getJSON(`api/studies/${enc(name)}/trials/${number}`);
+    if (name !== app.study) return;
+    app.detailTrial = number;
+    $("#trial-detail").hidden = false;
+    $("#trial-detail-title").innerHTML = `Trial ${t.number} <span class="badge ${t.state}">${t.state}</span>`;
+    const params = {};
+    for (const p of paramNames()) params[p] = p in t.params ? t.params[p] : "inactive";
+    const mlflow = t.mlflow_url
+      ? `<a href="${esc(t.mlflow_url)}" target="_blank" rel="noopener">${esc(t.mlflow_run_id)}</a>`
+      : esc(t.mlflow_run_id ?? "–");
+    $("#trial-detail-body").innerHTML = `
+      ${t.reason ? `<pre class="error">${esc(t.reason)}</pre>` : ""}
+      <table class="data" data-part="summary">
+        <tr><th>value</th><td>${num(t.value)}</td></tr>
+        <tr><th>duration</th><td>${duration(t.duration_s)}</td></tr>
+        <tr><th>started</th><td>${when(t.started_at)}</td></tr>
+        <tr><th>finished</th><td>${when(t.finished_at)}</td></tr>
+        <tr><th>host · device</th><td>${esc(t.host ?? "–")} · ${esc(t.device ?? "–")}</td></tr>
+        <tr><th>MLflow run</th><td>${mlflow}</td></tr>
+      </table>
+      <h3>Parameters</h3><table class="data" data-part="params">${kvRows(params)}</table>
+      <h3>Attributes</h3><table class="data" data-part="attrs">${kvRows(t.user_attrs)}${kvRows(t.system_attrs, "muted")}</table>
+      <h3>Intermediate values (${Object.keys(t.intermediate).length})</h3>`;
+    $("#trial-note").value = t.note ?? "";
+    $("#trial-note-status").textContent = "";
+    const steps = Object.keys(t.intermediate).map(Number);
+    await draw("plot-trial", {
+      data: [{ type: "scatter", mode: "lines+markers", x: steps, y: steps.map((k) => t.intermediate[k]), name: "value" }],
+      layout: { margin: { l: 50, r: 10, t: 10, b: 35 }, xaxis: { title: { text: "step" } }, template: "none", height: 220 },
+    });
+  } catch (e) {
+    status(`cannot open trial ${number}: ${e.message}`, true);
+  }
+}
+
+function closeTrial() {
+  $("#trial-detail").hidden = true;
+  app.detailTrial = null;
+}
+
+// -- compare the best trials of two studies ----------------------------------------------
+async function fillOtherStudies(name) {
+  try {
+    const studies = await getJSON("api/studies");
+    if (name !== app.study) return;
+    $("#other-study").innerHTML = `<option value="">(pick a study)</option>` + studies
+      .filter((s) => s.name !== name)
+      .map((s) => `<option value="${esc(s.name)}">${esc(s.name)} (${esc(s.strategy)}, ${s.n_trials} trials)</option>`)
+      .join("");
+  } catch { /* the list is a convenience; the rest of the page works without it */ }
+}
+
+async function compareStudies() {
+  const other = $("#other-study").value;
+  const table = $("#compare-studies-table");
+  if (!other) { table.innerHTML = ""; return; }
+  const [a, b] = await Promise.all([
+    getJSON(`api/studies/${enc(app.study)}`), getJSON(`api/studies/${enc(other)}`),
+  ]);
+  const params = [...new Set([...Object.keys(a.space), ...Object.keys(b.space)])];
+  const best = (d, p) => (d.best_trial && p in d.best_trial.params ? num(d.best_trial.params[p]) : "–");
+  const rows = [
+    ["strategy", (d) => d.strategy],
+    ["direction", (d) => d.direction],
+    ["trials", (d) => String(d.n_trials)],
+    ["best value", (d) => num(d.best_value)],
+    ["best trial", (d) => (d.best_trial ? `#${d.best_trial.number}` : "–")],
+    ["its duration", (d) => duration(d.best_trial?.duration_s)],
+    ...params.map((p) => [p, (d) => best(d, p)]),
+  ];
+  table.innerHTML = `<tr><th></th><th>${esc(a.name)}</th><th>${esc(b.name)}</th></tr>` + rows.map(([label, get]) => {
+    const va = get(a), vb = get(b);
+    return `<tr class="${va !== vb ? "diff" : ""}" data-row="${esc(label)}"><th>${esc(label)}</th><td>${esc(va)}</td><td>${esc(vb)}</td></tr>`;
+  }).join("");
 }
 
 async function start() {
