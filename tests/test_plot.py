@@ -129,8 +129,8 @@ def test_plot_highlight_option(
     [
         (
             ["demo", "--kind", "pie", "-o", "x.png"],
-            "error: --kind must be one of history, parallel, importance, slices, curves; "
-            "got 'pie'.",
+            "error: --kind must be one of history, parallel, importance, slices, curves, "
+            "confusion; got 'pie'.",
         ),
         (["nope", "--kind", "history", "-o", "x.png"], "error: no study named 'nope'"),
         (
@@ -180,7 +180,8 @@ def test_the_real_command(store_url: str, tmp_path: Path) -> None:
     bad = run_hpo("plot", "demo", "--kind", "nope", "-o", str(out), "--storage", store_url)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "error: --kind must be one of history, parallel, importance, slices, curves; got 'nope'."
+        "error: --kind must be one of history, parallel, importance, slices, curves, confusion; "
+        "got 'nope'."
     ]
     helped = run_hpo("--help")
     assert "dashboard" in helped.stdout and "plot" in helped.stdout
