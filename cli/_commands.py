@@ -250,7 +250,8 @@ def run(
         raise
     _summary(study, storage)
     if evaluate and objective is None:
-        _evaluate_at_end(study, fn, device, not no_mlflow and mlflow_models != "none", mlflow_uri)
+        tracking = "off" if no_mlflow else ("metrics" if mlflow_models == "none" else "model")
+        _evaluate_at_end(study, fn, device, tracking, mlflow_uri)
 
 
 def _space_defaults(
@@ -277,7 +278,7 @@ def _space_defaults(
 
 
 def _evaluate_at_end(
-    study: Any, fn: Any, device: str | None, mlflow: bool, uri: str | None
+    study: Any, fn: Any, device: str | None, tracking: str, uri: str | None
 ) -> None:
     """The final model of a finished run (skipped when no trial completed, or when the best
     trial was evaluated already)."""
@@ -291,7 +292,10 @@ def _evaluate_at_end(
         for line in evaluation_lines(study, ev):
             console().print(line, soft_wrap=True)
         return
-    final_evaluation(study, data=fn.data, device=device, mlflow=mlflow, mlflow_uri=uri)
+    final_evaluation(
+        study, data=fn.data, device=device, mlflow=tracking != "off", mlflow_uri=uri,
+        log_model=tracking == "model",
+    )  # fmt: skip
 
 
 def _checkpointing(

@@ -77,14 +77,15 @@ def evaluation_json(ev: Any) -> dict[str, Any] | None:
     }
 
 
-def _log_mlflow(study: Any, ev: Any, mlflow_uri: str | None) -> None:
-    """The final model as a run of the study's MLflow experiment; a failure only warns."""
+def _log_mlflow(study: Any, ev: Any, mlflow_uri: str | None, log_model: bool = True) -> None:
+    """The final model as a run of the study's MLflow experiment (with the model file unless
+    ``log_model`` is false: ``--mlflow-models none``); a failure only warns."""
     from hpo.storage import mask_url
     from hpo.tracking import MlflowTracker
 
     tracker = MlflowTracker(mlflow_uri, background=False)
     try:
-        path = ev.info.get("model_path")
+        path = ev.info.get("model_path") if log_model else None
         tracker.log_final_model(study, ev, path if path and Path(path).is_file() else None)
         tracker.end_study(study, "FINISHED")
         console().print(f"MLflow: final model logged in {mask_url(tracker.uri)} (run final-model)")
@@ -103,6 +104,7 @@ def final_evaluation(
     retrain: bool = True,
     mlflow_uri: str | None = None,
     mlflow: bool = False,
+    log_model: bool = True,
 ) -> Any:
     """Train, test, store and print the study's final model; returns the evaluation."""
     from hpo.training import evaluate_study
@@ -118,7 +120,7 @@ def final_evaluation(
     for line in evaluation_lines(study, ev):
         con.print(line, soft_wrap=True)
     if mlflow:
-        _log_mlflow(study, ev, mlflow_uri)
+        _log_mlflow(study, ev, mlflow_uri, log_model)
     return ev
 
 

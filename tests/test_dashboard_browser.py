@@ -65,7 +65,11 @@ def browser() -> Iterator[Any]:
 def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('browser')}/hpo.db"
     fill_study(url, "demo", n_trials=12)
-    fill_study(url, "other", n_trials=4)
+    other = fill_study(url, "other", n_trials=4)
+    other.store.add_evaluation(  # a final model, as `hpo evaluate` stores it (issue 16)
+        other.record.id, trial_number=1, test_accuracy=0.975, test_loss=0.08, epochs=3,
+        retrained=True, confusion=[[1]], info={"val_accuracy": 0.9875, "test_source": "t10k"},
+    )  # fmt: skip
     fill_study(url, "runs/2024 lr#1", n_trials=3)  # made in Python: any name opens
     return url
 
@@ -172,6 +176,15 @@ def test_study_page_draws_every_trial(page: Any, server: Server, store_url: str)
     assert link.get_attribute("href") == f"{MLFLOW_UI}/#/runs/abc123"
     assert "cpu" in page.locator("#trials tr[data-n='1']").inner_text()
     page.screenshot(path=str(SHOTS / "study.png"), full_page=True)
+
+
+def test_the_summary_shows_the_final_model_labelled(page: Any, server: Server) -> None:
+    open_study(page, server, "other")
+    text = page.locator("#study-summary").inner_text()
+    assert "final model (trial 1): test accuracy 97.50 %, validation 98.75 %" in text
+    assert "test split: t10k" in text
+    open_study(page, server, "demo")
+    assert "final model" not in page.locator("#study-summary").inner_text()
 
 
 def test_table_sorts_and_filters(page: Any, server: Server, store_url: str) -> None:

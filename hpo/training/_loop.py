@@ -86,14 +86,20 @@ def train_epoch(
     preds = torch.empty(n, dtype=torch.long, device=x.device)
     losses: list[Tensor] = []
     checked = 0
+    # Decided once per epoch, so a run without them pays nothing per batch.
     smoothing = config.label_smoothing if config is not None else 0.0
+    augment = config is not None and (config.augment_shift > 0 or config.augment_rotate > 0)
     for start in range(0, n, batch_size):
         idx = perm[start : start + batch_size]
         batch = x[idx]
-        if config is not None:
+        if augment:
+            assert config is not None
             batch = augment_batch(batch, config.augment_shift, config.augment_rotate, generator)
         logits = model(batch)  # (B, num_classes)
-        loss = F.cross_entropy(logits, y[idx], label_smoothing=smoothing)
+        if smoothing:
+            loss = F.cross_entropy(logits, y[idx], label_smoothing=smoothing)
+        else:
+            loss = F.cross_entropy(logits, y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
