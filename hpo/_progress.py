@@ -146,6 +146,9 @@ class Progress:
                 what += f" ({trial.error[:120]})"
             if trial.state is TrialState.PRUNED and trial.last_step is not None:
                 what += f" at step {trial.last_step}"
+            resumed = trial.system_attrs.get("resumed")
+            if isinstance(resumed, list) and resumed and isinstance(resumed[-1], dict):
+                what += f" (resumed from step {resumed[-1].get('step')})"
             total = "?" if self.total is None else str(self.total)
             print(
                 f"[hpo] trial {trial.number} {what} | {self.done}/{total} done | "

@@ -404,7 +404,7 @@ class Study:
         process took it first or its checkpoint is gone."""
         info = dict(frozen.system_attrs.get("checkpoint") or {})
         files = list(info.get("files") or [])
-        if not files:
+        if not files or self.checkpointing is None:  # --no-checkpoints: start over
             return None
         try:
             if not Checkpointing.exists(str(info["dir"]), files[-1]):

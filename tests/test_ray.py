@@ -51,6 +51,19 @@ def gpu_seen(trial):
     time.sleep(_nap("0.5"))
     return trial.params["x"]
 
+def resumable(trial):
+    """Sums x * step over 4 steps, checkpointing after each; logs every step it computes."""
+    log = pathlib.Path(os.environ["HPO_TEST_DIR"]) / f"{trial.study.name}-{trial.number}.steps"
+    state = trial.last_checkpoint() or {"step": 0, "total": 0.0}
+    for step in range(state["step"] + 1, 5):
+        with open(log, "a") as f:
+            f.write(f"{step} {os.getpid()}\\n")
+        time.sleep(_nap("0.5"))
+        state = {"step": step, "total": state["total"] + trial.params["x"] * step}
+        trial.report(state["total"], step)
+        trial.checkpoint(state)
+    return state["total"]
+
 def curve(trial):
     """A learning curve: the value after step s is x * s (smaller x, better trial)."""
     for step in range(1, 7):
@@ -525,6 +538,55 @@ def test_a_killed_worker_fails_or_retries_its_trial(
         assert killed.interrupted and "retried as a new trial (1/1)" in (killed.error or "")
         assert all(t.state is TrialState.COMPLETE for t in counted)
         assert [dict(t.params) for t in counted].count(dict(killed.params)) == 1
+
+
+def test_a_killed_worker_resumes_its_trial_from_its_checkpoint(
+    cluster: tuple[RayCluster, MlflowServer], workdir: Path, postgres_url: str
+) -> None:
+    """--retries with checkpoints: the trial whose worker is killed mid-step goes on from its
+    last checkpoint on a free worker, as the same trial; no step before it runs twice."""
+    ray_cluster, _ = cluster
+    name = "kill-worker-resume"
+    proc = subprocess.Popen(
+        ray_cluster.ns.cmd(
+            _run_cmd(
+                "objectives:resumable", "--space", str(workdir / "space.yaml"), "--trials", "3",
+                "--workers", "2", "--study", name, "--retries", "1",
+                "--storage", socket_url(postgres_url), "--no-mlflow",
+                "--checkpoint-dir", str(workdir / "ck"), "--ray-address", ray_cluster.address,
+            )
+        ),
+        env={**ray_cluster.env, "HPO_TEST_NAP": "0.6"},
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    steps = workdir / "pids" / f"{name}-1.steps"
+
+    def lines() -> list[list[str]]:
+        return [ln.split() for ln in steps.read_text().splitlines()] if steps.exists() else []
+
+    try:
+        _wait_for(lambda: len(lines()) >= 3 or proc.poll() is not None, 120, "trial 1's third step")
+        assert proc.poll() is None
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(proc.communicate()[1][-3000:]) from None
+    os.kill(int(lines()[2][1]), signal.SIGKILL)  # during step 3, after checkpoint 2
+    _out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    trials = hpo.load_study(name, storage=postgres_url).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3  # no replacement trial
+    t = trials[1]
+    x = t.params["x"]
+    assert t.value == pytest.approx(10 * x)
+    assert dict(t.intermediate) == pytest.approx({1: x, 2: 3 * x, 3: 6 * x, 4: 10 * x})
+    assert [r["step"] for r in t.system_attrs["resumed"]] == [2]
+    assert "worker died" in t.system_attrs["resumed"][0]["error"]
+    done = lines()
+    assert [int(s) for s, _pid in done] == [1, 2, 3, 3, 4]  # steps 1-2 were not paid twice
+    assert done[2][1] != done[3][1]  # another worker process went on
 
 
 def test_a_killed_driver_resumes_without_losing_or_repeating_trials(

@@ -101,6 +101,42 @@ def test_stale_running_trials_are_failed_as_interrupted(storage_url: str) -> Non
     store.close()
 
 
+def test_an_interrupted_trial_is_resumed_by_exactly_one_caller(storage_url: str) -> None:
+    """Store.resume_trial (issue 18): FAILED back to RUNNING once, whoever races for it; its
+    number, params, values and user attributes stay, its system attributes are merged."""
+    import threading
+
+    store = SQLStore(storage_url)
+    sid = _study(store)
+    tid = store.add_trial(sid, 0, {"x": 0.5}, system_attrs={"host": "a", "pid": 1})
+    assert tid is not None
+    store.report(tid, 1, 0.25)
+    store.set_trial_attrs(tid, user={"curve": [0.25]}, system={"checkpoint": {"step": 1}})
+    assert not store.resume_trial(tid, {"pid": 2})  # running: nothing to resume
+    store.finish_trial(tid, TrialState.FAILED, error="interrupted: killed",
+                       system_attrs={"interrupted": True})  # fmt: skip
+    stores = [SQLStore(storage_url) for _ in range(4)]
+    won: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda s=s, i=i: won.append(s.resume_trial(tid, {"pid": 10 + i})))
+        for i, s in enumerate(stores)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(won) == [False, False, False, True]
+    (t,) = store.get_trials(sid)
+    assert t.state is TrialState.RUNNING and t.error is None and t.finished_at is None
+    assert (t.number, dict(t.params), dict(t.intermediate)) == (0, {"x": 0.5}, {1: 0.25})
+    assert t.user_attrs["curve"] == [0.25] and t.system_attrs["checkpoint"] == {"step": 1}
+    assert t.system_attrs["host"] == "a" and t.system_attrs["pid"] in {10, 11, 12, 13}
+    store.finish_trial(tid, TrialState.COMPLETE, value=0.1)
+    assert not store.resume_trial(tid, {"pid": 3})  # complete: never resumed
+    for s in [store, *stores]:
+        s.close()
+
+
 def test_schema_matches_migrations_and_reopens(storage_url: str) -> None:
     """The Alembic migrations build exactly the tables the code uses; reopening is a no-op."""
     from alembic.autogenerate import compare_metadata

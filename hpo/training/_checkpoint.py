@@ -27,21 +27,69 @@ log = logging.getLogger("hpo.training")
 
 __all__ = ["FORMAT", "LoopCheckpoints"]
 
-FORMAT = "hpo-loop-1"
+FORMAT = "hpo-loop-2"
 
 
-def _copy(obj: Any) -> Any:
-    """A copy of a state dict that training can no longer change: tensors cloned (to the
-    CPU), containers rebuilt, everything else (numbers, strings) shared."""
+_TENSOR = "__hpo_tensor__"
+
+
+def _skeleton(obj: Any, found: list[torch.Tensor]) -> Any:
+    """``obj`` (a state dict) with each tensor replaced by a marker holding its index in
+    ``found``; containers rebuilt, everything else (numbers, strings) shared."""
     if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
+        found.append(obj)
+        return (_TENSOR, len(found) - 1)
     if isinstance(obj, Mapping):
-        return {k: _copy(v) for k, v in obj.items()}
+        return {k: _skeleton(v, found) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_copy(v) for v in obj]
+        return [_skeleton(v, found) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(_copy(v) for v in obj)
+        return tuple(_skeleton(v, found) for v in obj)
     return obj
+
+
+def _pack(obj: Any) -> dict[str, Any]:
+    """A copy of ``obj`` that training can no longer change, cheap to write: every tensor is
+    copied into one flat CPU buffer per dtype (one memcpy each, and ``torch.save`` then
+    writes a few large buffers instead of dozens of small ones: a third less time for an
+    MLP's state)."""
+    found: list[torch.Tensor] = []
+    skeleton = _skeleton(obj, found)
+    by_dtype: dict[torch.dtype, list[int]] = {}
+    for i, t in enumerate(found):
+        by_dtype.setdefault(t.dtype, []).append(i)
+    flat = {
+        str(dtype).removeprefix("torch."): torch.cat(
+            [found[i].detach().reshape(-1).to("cpu") for i in idx]
+        )
+        for dtype, idx in by_dtype.items()
+    }
+    layout = [(str(t.dtype).removeprefix("torch."), tuple(t.shape)) for t in found]
+    return {"skeleton": skeleton, "flat": flat, "layout": layout}
+
+
+def _unpack(packed: Mapping[str, Any]) -> Any:
+    """The state :func:`_pack` copied, its tensors views of the flat buffers."""
+    offsets = dict.fromkeys(packed["flat"], 0)
+    tensors = []
+    for dtype, shape in packed["layout"]:
+        n = int(np.prod(shape)) if shape else 1
+        start = offsets[dtype]
+        tensors.append(packed["flat"][dtype][start : start + n].reshape(shape))
+        offsets[dtype] = start + n
+
+    def fill(obj: Any) -> Any:
+        if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == _TENSOR:
+            return tensors[obj[1]]
+        if isinstance(obj, Mapping):
+            return {k: fill(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [fill(v) for v in obj]
+        if isinstance(obj, tuple):
+            return tuple(fill(v) for v in obj)
+        return obj
+
+    return fill(packed["skeleton"])
 
 
 class LoopCheckpoints:
@@ -78,10 +126,11 @@ class LoopCheckpoints:
                         getattr(self.trial, "number", "?"))  # fmt: skip
             return None
         try:
-            net.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scheduler is not None and state.get("scheduler") is not None:
-                scheduler.load_state_dict(state["scheduler"])
+            states = _unpack(state["states"])
+            net.load_state_dict(states["model"])
+            optimizer.load_state_dict(states["optimizer"])
+            if scheduler is not None and states.get("scheduler") is not None:
+                scheduler.load_state_dict(states["scheduler"])
         except (RuntimeError, KeyError, ValueError) as e:
             log.warning("trial %s: its checkpoint does not fit the model (%s); starting over",
                         getattr(self.trial, "number", "?"), e)  # fmt: skip
@@ -117,9 +166,13 @@ class LoopCheckpoints:
         state = {
             "format": FORMAT,
             "epoch": epoch,
-            "model": _copy(net.state_dict()),
-            "optimizer": _copy(optimizer.state_dict()),
-            "scheduler": None if scheduler is None else _copy(scheduler.state_dict()),
+            "states": _pack(
+                {
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": None if scheduler is None else scheduler.state_dict(),
+                }
+            ),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "generator": generator.get_state(),

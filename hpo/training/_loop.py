@@ -18,8 +18,8 @@ Rules of :func:`train_and_evaluate`:
       same result on the same machine and torch version.
     * The return value is the *best* validation accuracy over the epochs (its epoch is the user
       attribute ``best_epoch``), the value a search should compare.
-    * After each epoch's report the run is checkpointed when the study keeps checkpoints; a
-      resumed trial restores its last checkpoint and goes on from the next epoch (see
+    * After each epoch's report and pruning check the run is checkpointed when the study keeps
+      checkpoints; a resumed trial restores its last checkpoint and goes on from the next epoch (see
       ``_checkpoint.py``).
 """
 
@@ -215,9 +215,9 @@ def train_and_evaluate(
             for key, value in curves.items():
                 trial.set_user_attr(key, value)
         trial.report(val_acc, epoch)
-        checkpoints.save(epoch, net, optimizer, scheduler, generator, history, best, best_epoch)
         if trial.should_prune():
             raise TrialPruned()
+        checkpoints.save(epoch, net, optimizer, scheduler, generator, history, best, best_epoch)
     # Observers (the MLflow tracker) may log the trained model; it never enters the store.
     attach = getattr(trial, "attach", None)
     if callable(attach):

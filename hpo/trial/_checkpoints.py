@@ -150,7 +150,7 @@ class Checkpointing:
             tmp = os.path.join(d, tmp_name)
             try:
                 with open(tmp, "wb") as f:
-                    torch.save(state, f)
+                    torch.save(state, f, _use_new_zipfile_serialization=False)
                 os.replace(tmp, os.path.join(d, name))
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -158,7 +158,7 @@ class Checkpointing:
                 raise
             return
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save(state, buf, _use_new_zipfile_serialization=False)
         fs, root = _fs(trial_dir)
         fs.makedirs(root, exist_ok=True)
         tmp = posixpath.join(root, tmp_name)
