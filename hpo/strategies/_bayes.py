@@ -57,9 +57,9 @@ from hpo.strategies._base import Strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
 
 if TYPE_CHECKING:
-    from hpo.strategies._gp import Acquisition
+    from hpo.strategies._gp import GP, Acquisition
 
-__all__ = ["BayesStrategy"]
+__all__ = ["BayesStrategy", "Surrogate", "fit_surrogate"]
 
 log = logging.getLogger("hpo")
 
@@ -244,32 +244,6 @@ def _discrete_size(space: SearchSpace) -> tuple[int, int] | None:
     return GridIndex(space, points).size, points
 
 
-def _standardise(y: np.ndarray) -> np.ndarray:
-    # Divided by the largest magnitude first: the mean and spread of values near the float
-    # limit (1.7e308) would overflow to inf.
-    top = float(np.max(np.abs(y))) if len(y) else 0.0
-    if top > 0 and math.isfinite(top):
-        y = y / top
-    sd = float(y.std())
-    return (y - y.mean()) / (sd if sd > 0 else 1.0)
-
-
-def _warp(y: np.ndarray) -> np.ndarray:
-    """Standardise, then Yeo-Johnson-transform (lambda by maximum likelihood), standardise.
-
-    Objective values are often heavily skewed (a few diverged or awful trials, many close to
-    the best): standardising alone squeezes the region that matters into a sliver the GP
-    cannot resolve. The power transform spreads it out again (as HEBO does, Cowen-Rivers et
-    al. 2022); it is monotone, so the best point stays the best.
-    """
-    z = _standardise(y)
-    if len(z) < 3 or float(z.std()) == 0.0:
-        return z
-    with np.errstate(all="ignore"):
-        w = _yeo_johnson(z, _yeo_johnson_lambda(z))
-    return _standardise(w) if np.all(np.isfinite(w)) else z
-
-
 def _yeo_johnson(x: np.ndarray, lmbda: float) -> np.ndarray:
     """The Yeo-Johnson power transform (as ``scipy.stats.yeojohnson`` computes it)."""
     pos = x >= 0
@@ -306,25 +280,135 @@ def _yeo_johnson_lambda(x: np.ndarray) -> float:
     return float(optimize.fminbound(neg_llf, lb, ub, xtol=1.48e-08))
 
 
+class _Transform:
+    """Objective values -> the GP's targets, and back (for drawing the surrogate).
+
+    Minimised (negated to maximise), divided by the largest magnitude, standardised,
+    Yeo-Johnson-warped (when ``warp``) and standardised again, then shifted by the prior
+    mean, with the constants kept so :meth:`inverse` can map a
+    prediction back to objective units.
+    """
+
+    def __init__(self, values: np.ndarray, sign: float, warp: bool, prior_mean: float) -> None:
+        self.sign = sign
+        self.prior_mean = prior_mean
+        y = sign * np.asarray(values, dtype=float)
+        top = float(np.max(np.abs(y))) if len(y) else 0.0
+        self.top = top if top > 0 and math.isfinite(top) else 1.0
+        y = y / self.top
+        self.m1, self.s1 = float(y.mean()), float(y.std()) or 1.0
+        z = (y - self.m1) / self.s1
+        self.lmbda: float | None = None
+        self.m2, self.s2 = 0.0, 1.0
+        if warp and len(z) >= 3 and float(z.std()) > 0:
+            with np.errstate(all="ignore"):
+                lmbda = _yeo_johnson_lambda(z)
+                w = _yeo_johnson(z, lmbda)
+            if np.all(np.isfinite(w)) and float(w.std()) > 0:
+                self.lmbda = lmbda
+                self.m2, self.s2 = float(w.mean()), float(w.std())
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        z = (self.sign * np.asarray(values, dtype=float) / self.top - self.m1) / self.s1
+        if self.lmbda is not None:
+            z = (_yeo_johnson(z, self.lmbda) - self.m2) / self.s2
+        return z - self.prior_mean
+
+    def inverse(self, t: np.ndarray) -> np.ndarray:
+        z = np.asarray(t, dtype=float) + self.prior_mean
+        if self.lmbda is not None:
+            z = _yeo_johnson_inverse(z * self.s2 + self.m2, self.lmbda)
+        return self.sign * (z * self.s1 + self.m1) * self.top
+
+
+def _yeo_johnson_inverse(w: np.ndarray, lmbda: float) -> np.ndarray:
+    out = np.empty_like(w)
+    pos = w >= 0
+    with np.errstate(all="ignore"):
+        if abs(lmbda) < 1e-16:
+            out[pos] = np.expm1(w[pos])
+        else:
+            out[pos] = np.power(np.maximum(lmbda * w[pos] + 1, 0.0), 1 / lmbda) - 1
+        if abs(lmbda - 2) < 1e-16:
+            out[~pos] = -np.expm1(-w[~pos])
+        else:
+            a = 2 - lmbda
+            out[~pos] = 1 - np.power(np.maximum(1 - a * w[~pos], 0.0), 1 / a)
+    return out
+
+
 def _training_data(
     codec: _Codec,
     observed: Sequence[FrozenTrial],
     direction: Direction,
     warp: bool,
     prior_mean: float,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, _Transform]:
     """The GP's inputs and targets (minimised, standardised, warped, shifted by the prior
-    mean) from the trials that have a value or failed (see the module docstring, step 2)."""
+    mean) from the trials that have a value or failed (see the module docstring, step 2), and
+    the transform that made the targets."""
     sign = 1.0 if direction is Direction.MINIMIZE else -1.0
-    values = np.array([sign * t.value for t in observed if t.value is not None])
-    worst = float(values.max())
+    values = np.array([t.value for t in observed if t.value is not None], dtype=float)
+    worst = float(values.max() if sign > 0 else values.min())
+    raw = np.array([t.value if t.value is not None else worst for t in observed], dtype=float)
+    transform = _Transform(raw, sign, warp, prior_mean)
     x = np.array([codec.encode(t.params) for t in observed])
-    y = np.array([sign * t.value if t.value is not None else worst for t in observed])
-    y = _warp(y) if warp else _standardise(y)
-    # The GP's prior mean, in these standardised units: where no trial is near, the model
-    # expects a value `prior_mean` standard deviations worse than the average trial (see
-    # BayesStrategy).
-    return x, y - prior_mean
+    return x, transform(raw), transform
+
+
+class Surrogate:
+    """The GP that ``bayes`` fits to a study, for drawing it (see :func:`fit_surrogate`)."""
+
+    def __init__(self, codec: _Codec, gp: GP, transform: _Transform) -> None:
+        self.codec = codec
+        self.gp = gp
+        self.transform = transform
+
+    def predict(
+        self, params: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's prediction at each param set, in objective units: (mean, lower,
+        upper), where lower/upper is the band of one posterior standard deviation mapped
+        back through the value transform (the transform is monotone but not linear, so the
+        band is not symmetric around the mean)."""
+        xq = np.array([self.codec.encode(q) for q in params]).reshape(len(params), -1)
+        mean, var = self.gp.posterior(xq)
+        sd = np.sqrt(var)
+        a, b = self.transform.inverse(mean - sd), self.transform.inverse(mean + sd)
+        return self.transform.inverse(mean), np.minimum(a, b), np.maximum(a, b)
+
+
+def fit_surrogate(
+    space: SearchSpace,
+    trials: Sequence[FrozenTrial],
+    direction: Direction | str,
+    *,
+    warp: bool = True,
+    prior_mean: float = 1.0,
+    deterministic: bool = False,
+    ordered_choices: bool = True,
+) -> Surrogate | None:
+    """Fit the model ``bayes`` would fit to this history (same encoding, value transform,
+    kernel and hyper-parameter fit); None when fewer than two trials have a value.
+
+    Raises:
+        numpy.linalg.LinAlgError: no usable model (rare; see :func:`fit_gp`).
+    """
+    from hpo.strategies._gp import fit_gp
+
+    direction = Direction(direction)
+    codec = _Codec(space, ordered_choices)
+    observed = [
+        t
+        for t in trials
+        if (t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.value is not None)
+        or (t.state is TrialState.FAILED and not t.interrupted)
+    ]
+    if sum(1 for t in observed if t.value is not None) < 2:
+        return None
+    x, y, transform = _training_data(codec, observed, direction, warp, prior_mean)
+    gp = fit_gp(x, y, codec.is_cat, deterministic=deterministic)
+    return Surrogate(codec, gp, transform)
 
 
 class BayesStrategy(Strategy):
@@ -492,7 +576,7 @@ class BayesStrategy(Strategy):
         avoid: set[bytes],
         table: _Table | None,
     ) -> Mapping[str, Any]:
-        x, y = _training_data(codec, observed, direction, self.warp, self.prior_mean)
+        x, y, _ = _training_data(codec, observed, direction, self.warp, self.prior_mean)
         return self._propose_gp(codec, trials, x, y, rng, avoid, table)
 
     @staticmethod
