@@ -28,10 +28,8 @@ from hpo.space import Categorical, Float, Int, SearchSpace
 from hpo.strategies._bayes import (
     BayesStrategy,
     _Codec,
-    _standardise,
     _training_data,
-    _yeo_johnson,
-    _yeo_johnson_lambda,
+    _Transform,
 )
 from hpo.strategies._gp import GP, Acquisition, fit_gp
 from hpo.trial import Direction, FrozenTrial, TrialState
@@ -53,19 +51,21 @@ def observed_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 @dataclass(frozen=True)
 class Transform:
-    """Objective value <-> model units: ``sign``, divide by ``top``, standardise, Yeo-Johnson
-    with ``lmbda`` (``None``: not warped), standardise again, minus the prior mean."""
+    """Objective value <-> model units: the strategy's own transform (``_Transform``: sign,
+    scale, standardise, Yeo-Johnson, standardise, prior mean), with the values seen kept to
+    bound extrapolation when mapping back."""
 
-    sign: float
-    top: float
-    mean1: float
-    sd1: float
-    lmbda: float | None
-    mean2: float
-    sd2: float
-    prior_mean: float
-    low: float = -math.inf  # the values seen (times sign), to bound extrapolation
+    base: _Transform
+    low: float = -math.inf  # the values seen (times sign)
     high: float = math.inf
+
+    @property
+    def sign(self) -> float:
+        return self.base.sign
+
+    @property
+    def prior_mean(self) -> float:
+        return self.base.prior_mean
 
     def to_value(self, m: np.ndarray) -> np.ndarray:
         """Model units -> the objective's units (monotone, so quantiles map to quantiles).
@@ -73,39 +73,11 @@ class Transform:
         Far beyond the values seen, the inverse power transform has a pole (it maps a finite
         model value to an infinite one): results are kept within the values seen widened by
         their spread on each side."""
-        w = (np.asarray(m, dtype=float) + self.prior_mean) * self.sd2 + self.mean2
-        z = w if self.lmbda is None else _inverse_yeo_johnson(w, self.lmbda)
-        raw = (z * self.sd1 + self.mean1) * self.top
+        with np.errstate(all="ignore"):
+            raw = self.sign * self.base.inverse(np.asarray(m, dtype=float))
         span = self.high - self.low
         raw = np.clip(np.nan_to_num(raw, nan=self.high + span), self.low - span, self.high + span)
         return self.sign * raw
-
-
-def _std_params(y: np.ndarray) -> tuple[float, float, float]:
-    """(top, mean, sd) as ``_standardise`` uses them: ``(y / top - mean) / sd``."""
-    top = float(np.max(np.abs(y))) if len(y) else 0.0
-    if not (top > 0 and math.isfinite(top)):
-        top = 1.0
-    s = y / top
-    sd = float(s.std())
-    return top, float(s.mean()), sd if sd > 0 else 1.0
-
-
-def _inverse_yeo_johnson(w: np.ndarray, lmbda: float) -> np.ndarray:
-    out = np.empty_like(w)
-    pos = w >= 0
-    with np.errstate(all="ignore"):
-        if abs(lmbda) < 1e-16:
-            out[pos] = np.expm1(w[pos])
-        else:
-            base = np.maximum(w[pos] * lmbda + 1.0, 1e-300)
-            out[pos] = np.expm1(np.log(base) / lmbda)
-        if abs(lmbda - 2) < 1e-16:
-            out[~pos] = -np.expm1(-w[~pos])
-        else:
-            base = np.maximum(1.0 - (2.0 - lmbda) * w[~pos], 1e-300)
-            out[~pos] = -np.expm1(np.log(base) / (2.0 - lmbda))
-    return out
 
 
 def training_data(
@@ -123,30 +95,13 @@ def training_data(
     histories reuse the encodings."""
     codec = _Codec(space, strategy.ordered_choices)
     observed = observed_trials(trials)
-    # x and y: the strategy's own function. The transform's parameters are recomputed below
-    # (the strategy has no use for the way back, so it does not keep them).
-    x, y = _training_data(codec, observed, direction, strategy.warp, strategy.prior_mean)
-    sign = 1.0 if direction is Direction.MINIMIZE else -1.0
-    values = np.array([sign * t.value for t in observed if t.value is not None])
-    worst = float(values.max()) if len(values) else 0.0
+    # The strategy's own function: the same x, y and value transform it fits.
+    x, y, base = _training_data(codec, observed, direction, strategy.warp, strategy.prior_mean)
     if encode is not None:  # the same rows, from the caller's cache
         x = np.array([encode(t) for t in observed]).reshape(len(observed), codec.dim)
-    raw = np.array([sign * t.value if t.value is not None else worst for t in observed])
-    # The steps of _warp (and _standardise), keeping their parameters for the way back.
-    top, mean1, sd1 = _std_params(raw)
-    z = _standardise(raw)
-    lmbda: float | None = None
-    mean2, sd2 = 0.0, 1.0
-    if strategy.warp and len(z) >= 3 and float(z.std()) != 0.0:
-        lam = _yeo_johnson_lambda(z)
-        with np.errstate(all="ignore"):
-            w = _yeo_johnson(z, lam)
-        if np.all(np.isfinite(w)):
-            _t, mean2, sd2 = _std_params(w)
-            mean2, sd2 = mean2 * _t, sd2 * _t
-            lmbda = lam
+    raw = base.sign * np.array([t.value for t in observed if t.value is not None], dtype=float)
     low, high = (float(raw.min()), float(raw.max())) if len(raw) else (-math.inf, math.inf)
-    transform = Transform(sign, top, mean1, sd1, lmbda, mean2, sd2, strategy.prior_mean, low, high)
+    transform = Transform(base, low, high)
     return x, y, transform, observed
 
 
