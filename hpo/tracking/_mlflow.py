@@ -375,12 +375,16 @@ class MlflowTracker:
                 if self._is_down()
                 else f"it did not finish within {timeout:.0f} s"
             )
-            log.warning(
+            # One warning per tracker: when "tracking failed" was already said (with the
+            # backfill command), the count of trials left behind is detail, not news.
+            log.log(
+                logging.INFO if self._warned else logging.WARNING,
                 "MLflow tracking stopped with %d trial(s) not logged: %s; run "
                 "`hpo mlflow-sync` later to backfill them",
                 left,
                 reason,
             )
+            self._warned = True
         for study in list(self._studies.values()):
             self.end_study(study, status)
         if self._worker is not None and self._worker.is_alive():
