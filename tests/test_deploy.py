@@ -326,12 +326,10 @@ def test_every_command_and_environment_variable_exists_in_the_real_clis() -> Non
 
 
 def _documented_hpo_runs() -> list[list[str]]:
-    """The `hpo run` commands shown for the service: in the README's "Run as a service"
-    section and in the compose file's header, continuation lines joined."""
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("## Run as a service")
-    section = readme[start : readme.index("\n## ", start + 1)]
-    text = "\n".join(re.findall(r"```bash\n(.*?)```", section, flags=re.S))
+    """The `hpo run` commands shown for the service: in docs/deploy.md (the page the README's
+    cluster section links) and in the compose file's header, continuation lines joined."""
+    page = (ROOT / "docs" / "deploy.md").read_text()
+    text = "\n".join(re.findall(r"```bash\n(.*?)```", page, flags=re.S))
     header = [ln[1:] for ln in COMPOSE.read_text().splitlines() if ln.startswith("#")]
     text += "\n" + "\n".join(header)
     out = []
