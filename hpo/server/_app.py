@@ -58,7 +58,14 @@ def create_app(
     if token_reads and not token:
         raise HpoError("token_reads needs a token (--token or HPO_TOKEN) to ask for.")
     store = get_store(storage)
-    state = ServerState(store, Scrub(store.url), token, token_reads, mlflow_ui, poll_interval)
+    state = ServerState(
+        store,
+        Scrub(store.url),
+        token=token,
+        token_reads=token_reads,
+        mlflow_ui=mlflow_ui,
+        poll_interval=poll_interval,
+    )
     # scikit-learn takes seconds to import: do it now, off the request path.
     threading.Thread(target=_dashboard.warm_up, name="hpo-warm-up", daemon=True).start()
 
