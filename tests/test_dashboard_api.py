@@ -338,7 +338,7 @@ def test_vendored_plotly_matches_the_plotly_package() -> None:
     plotly.js major version (update static/plotly-basic.min.js with the plotly package)."""
     import plotly
 
-    from hpo.server._app import STATIC
+    from hpo.server._dashboard import STATIC
 
     def version(head: bytes) -> str:
         m = re.search(rb"plotly\.js (?:\(basic - minified\) )?v(\d+)\.(\d+)\.(\d+)", head)
