@@ -39,6 +39,12 @@ How a proposal is made, from the study's history alone:
    which ends the study as an exhausted grid does.
 7. **Never a crash.** Any numeric failure of the model is logged and the proposal is a
    seeded random configuration no trial holds.
+
+This module is the strategy (steps 1, 4, 6 and 7); the other parts live apart: the encoding
+in :mod:`hpo.strategies._bayes_codec`, the training data and value transform in
+:mod:`hpo.strategies._bayes_data`, the GP and the acquisition in :mod:`hpo.strategies._gp`,
+the maximisation of the acquisition in :mod:`hpo.strategies._bayes_search`, and the model as
+the optimiser view draws it in :mod:`hpo.strategies._bayes_model`.
 """
 
 from __future__ import annotations
