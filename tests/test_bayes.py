@@ -175,7 +175,7 @@ def test_bayes_noisy_objective_may_evaluate_a_configuration_again() -> None:
 
 
 def test_numeric_choices_are_ordered_unless_told_otherwise() -> None:
-    from hpo.strategies._bayes import _Codec
+    from hpo.strategies._bayes_codec import _Codec
 
     space = hpo.SearchSpace(
         {"bs": hpo.Categorical([128, 32, 64]), "act": hpo.Categorical(["relu", "tanh"])}
@@ -196,27 +196,3 @@ def test_numeric_choices_are_ordered_unless_told_otherwise() -> None:
         hpo.create_study(
             space=space, strategy="bayes", strategy_options={"noisy": True, "deterministic": True}
         )
-
-
-def test_fit_surrogate_predicts_in_objective_units() -> None:
-    """The model bayes fits, as other views draw it: at the trials it predicts their values
-    (in the objective's own units, a maximised objective included), and the band holds the
-    mean."""
-    from hpo.strategies._bayes import fit_surrogate
-
-    space = hpo.SearchSpace({"x": hpo.Float(-2.0, 2.0), "k": hpo.Categorical(["a", "b"])})
-    study = hpo.create_study(space=space, direction="maximize", seed=0)
-    rng = np.random.default_rng(0)
-    for _ in range(25):
-        p = {"x": float(rng.uniform(-2, 2)), "k": str(rng.choice(["a", "b"]))}
-        study.tell(study.ask(params=p), 100.0 - p["x"] ** 2 + 3.0 * (p["k"] == "b"))
-    trials = study.trials
-    assert fit_surrogate(space, trials[:1], "maximize") is None
-    model = fit_surrogate(space, trials, "maximize")
-    assert model is not None
-    mean, lower, upper = model.predict([t.params for t in trials])
-    values = np.array([t.value for t in trials])
-    assert np.max(np.abs(mean - values)) < 0.3
-    assert np.all(lower <= mean) and np.all(mean <= upper)
-    far, _, _ = model.predict([{"x": 0.0, "k": "b"}, {"x": 0.0, "k": "a"}])
-    assert far[0] > far[1]

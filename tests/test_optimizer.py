@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the helper module next to this
 from _dashboard_server import MLFLOW_UI, Server, hpo_command, running_server
 
 import hpo
+from hpo.plots import _opt_learning
 from hpo.plots import _optimizer as opt
 from hpo.plots._optimizer_figures import write_optimizer_plot
 from hpo.strategies._bayes import BayesStrategy
@@ -201,9 +202,9 @@ def test_learning_hint_follows_the_expected_improvement(bayes_study: hpo.Study) 
     assert lr.numbers and all(n >= 6 for n in lr.numbers)
     assert all(e >= 0 for e in lr.ei)
     assert lr.verdict in ("converged", "slowing", "learning") and lr.hint
-    assert opt._hint([1e-5] * 10)[0] == "converged"
-    assert "0.1%" in opt._hint([1e-5] * 10)[1]
-    assert opt._hint([0.2] * 10)[0] == "learning"
+    assert _opt_learning._hint([1e-5] * 10)[0] == "converged"
+    assert "0.1%" in _opt_learning._hint([1e-5] * 10)[1]
+    assert _opt_learning._hint([0.2] * 10)[0] == "learning"
 
 
 # -- the API -------------------------------------------------------------------------------

@@ -240,7 +240,7 @@ def test_gp_gradients_match_finite_differences() -> None:
 def test_bayes_candidates_are_the_space_samples_in_one_draw() -> None:
     """The candidates are drawn for all points at once: the same points, encoded the same,
     as one ``space.sample`` after another from the same random numbers."""
-    from hpo.strategies._bayes import _Codec
+    from hpo.strategies._bayes_codec import _Codec
 
     codec = _Codec(CONDITIONAL)
     many = codec.sample(500, np.random.default_rng(7))

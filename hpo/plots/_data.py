@@ -28,20 +28,27 @@ __all__ = [
     "Parallel",
     "Slice",
     "axis_of",
+    "axis_value",
     "curves",
+    "finite",
     "history",
     "importance",
     "parallel",
     "slices",
+    "value_or_nan",
 ]
 
 
-def _finite(v: float | None) -> bool:
+def finite(v: float | None) -> bool:
     return v is not None and math.isfinite(v)
 
 
+def value_or_nan(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
 def _complete(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    return [t for t in trials if t.state is TrialState.COMPLETE and _finite(t.value)]
+    return [t for t in trials if t.state is TrialState.COMPLETE and finite(t.value)]
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,11 @@ def axis_of(name: str, param: Param) -> Axis:
     if isinstance(param, (Float, Int)):
         return Axis(name, "log" if param.log else "linear", (), float(param.low), float(param.high))
     return Axis(name, "linear")
+
+
+def axis_value(param: Param, v: Any) -> Any:
+    """A value as it is laid on the parameter's axis (a category as its string)."""
+    return str(v) if isinstance(param, Categorical) else v
 
 
 # -- optimisation history --------------------------------------------------------------------
@@ -92,7 +104,7 @@ def history(trials: Sequence[FrozenTrial], direction: Direction) -> History:
         numbers.append(t.number)
         values.append(v)
         best.append(v if not best or direction.better(v, best[-1]) else best[-1])
-    pruned = [t for t in trials if t.state is TrialState.PRUNED and _finite(t.value)]
+    pruned = [t for t in trials if t.state is TrialState.PRUNED and finite(t.value)]
     return History(
         direction=direction,
         numbers=tuple(numbers),

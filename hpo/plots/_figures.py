@@ -7,7 +7,6 @@ to ``plotly.io.write_html``, which also validates it. Building dicts needs no pl
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +16,6 @@ from hpo.plots._data import (
     Curve,
     History,
     Importance,
-    Parallel,
     Slice,
     curves,
     history,
@@ -25,6 +23,8 @@ from hpo.plots._data import (
     parallel,
     slices,
 )
+from hpo.plots._parallel import parallel_figure
+from hpo.plots._style import BEST_COLOR, STATE_COLORS, Figure, empty_figure, figure_layout
 from hpo.space import SearchSpace
 from hpo.trial import Direction, FrozenTrial, TrialState
 
@@ -42,58 +42,14 @@ __all__ = [
 #: The plots, in the order the dashboard shows them.
 KINDS = ("history", "parallel", "importance", "slices", "curves")
 
-STATE_COLORS = {
-    TrialState.COMPLETE: "#4c78a8",
-    TrialState.PRUNED: "#f58518",
-    TrialState.FAILED: "#e45756",
-    TrialState.RUNNING: "#54a24b",
-}
-BEST_COLOR = "#e45756"
+# The colours of the highlighted learning curves, in turn.
 _HIGHLIGHT = ["#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-_FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12}
-
-Figure = dict[str, Any]
-
-
-def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "title": {"text": title, "x": 0.01, "font": {"size": 14}},
-        "font": _FONT,
-        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
-        # plotly.js's own defaults (white, light grid) both in the page and in `hpo plot`'s
-        # html: plotly.py would otherwise apply its grey "plotly" template to the file only.
-        "template": "none",
-        "hovermode": "closest",
-        **extra,
-    }
-
-
-def _empty(title: str, message: str) -> Figure:
-    return {
-        "data": [],
-        "layout": _layout(
-            title,
-            xaxis={"visible": False},
-            yaxis={"visible": False},
-            annotations=[
-                {
-                    "text": message,
-                    "xref": "paper",
-                    "yref": "paper",
-                    "x": 0.5,
-                    "y": 0.5,
-                    "showarrow": False,
-                    "font": {"size": 13, "color": "#888"},
-                }
-            ],
-        ),
-    }
 
 
 def history_figure(h: History) -> Figure:
     title = f"Optimisation history ({h.direction.value})"
     if not h.numbers and not h.pruned_numbers:
-        return _empty(title, "no completed trials yet")
+        return empty_figure(title, "no completed trials yet")
     data: list[dict[str, Any]] = [
         {
             "type": "scatter",
@@ -130,7 +86,7 @@ def history_figure(h: History) -> Figure:
         title += f" · {h.n_failed} failed trial(s) not shown"
     return {
         "data": data,
-        "layout": _layout(
+        "layout": figure_layout(
             title,
             xaxis={"title": {"text": "trial"}},
             yaxis={"title": {"text": "value"}},
@@ -139,167 +95,10 @@ def history_figure(h: History) -> Figure:
     }
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.3g}"
-
-
-# Viridis, sampled: the colour of a line by its value's rank (darkest = best).
-_VIRIDIS = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"]
-_INACTIVE = -0.12  # where an inactive parameter sits on its axis (below the range)
-
-
-def _scaled(
-    axis: Axis, column: Sequence[float | None]
-) -> tuple[list[float], list[float], list[str]]:
-    """A column on its axis scaled to [0, 1] (log10 on log scales; categories evenly spaced),
-    with the tick positions and labels of the axis."""
-    if axis.scale == "category":
-        k = max(len(axis.categories) - 1, 1)
-        ticks = [i / k for i in range(len(axis.categories))]
-        labels = list(axis.categories)
-        ys = [_INACTIVE if v is None else v / k for v in column]
-    else:
-        log = axis.scale == "log"
-
-        def tr(v: float) -> float:
-            return math.log10(v) if log and v > 0 else v
-
-        present = [v for v in column if v is not None]
-        lo = tr(axis.low if axis.low is not None else min(present, default=0.0))
-        hi = tr(axis.high if axis.high is not None else max(present, default=1.0))
-        span = (hi - lo) or 1.0
-        ticks = [0.0, 0.5, 1.0]
-        labels = [_fmt(10 ** (lo + span * t) if log else lo + span * t) for t in ticks]
-        ys = [_INACTIVE if v is None else (tr(v) - lo) / span for v in column]
-    if any(v is None for v in column):
-        ticks.insert(0, _INACTIVE)
-        labels.insert(0, "inactive")
-    return ys, ticks, labels
-
-
-def parallel_figure(p: Parallel, direction: Direction) -> Figure:
-    """Parallel coordinates drawn with SVG lines, not plotly's WebGL ``parcoords``: this draws
-    a thousand trials in tens of milliseconds with no GPU (headless browsers, remote desktops),
-    where ``parcoords`` spent 1.5 s in software WebGL on the build machine. Lines are binned by
-    the rank of their value into 8 colours; the best trials are drawn last, on top.
-
-    Each line trace's ``meta.trials`` lists the trial numbers it draws.
-    """
-    title = "Parallel coordinates (completed trials)"
-    if not p.numbers:
-        return _empty(title, "no completed trials yet")
-    names = [a.name for a in p.axes] + ["value"]
-    columns: list[list[float]] = []
-    annotations: list[dict[str, Any]] = []
-    shapes: list[dict[str, Any]] = []
-    value_axis = Axis("value", "linear", (), min(p.values), max(p.values))
-    for i, (axis, col) in enumerate(
-        zip([*p.axes, value_axis], [*p.columns, p.values], strict=True)
-    ):
-        ys, ticks, labels = _scaled(axis, col)
-        columns.append(ys)
-        shapes.append(
-            {
-                "type": "line",
-                "x0": i,
-                "x1": i,
-                "y0": min(ticks),
-                "y1": 1,
-                "xref": "x",
-                "yref": "y",
-                "line": {"color": "#444", "width": 1},
-                "layer": "above",
-            }
-        )
-        annotations.append(
-            {
-                "x": i,
-                "y": 1.06,
-                "text": f"<b>{axis.name}</b>",
-                "showarrow": False,
-                "xref": "x",
-                "yref": "y",
-                "yanchor": "bottom",
-            }
-        )
-        annotations.extend(
-            {
-                "x": i,
-                "y": t,
-                "text": label,
-                "showarrow": False,
-                "xref": "x",
-                "yref": "y",
-                "xanchor": "right",
-                "xshift": -4,
-                "font": {"size": 10, "color": "#555"},
-            }
-            for t, label in zip(ticks, labels, strict=True)
-        )
-    # Rank the trials from worst to best; cut the ranks into colour bins.
-    sign = 1.0 if direction is Direction.MINIMIZE else -1.0
-    order = sorted(range(len(p.numbers)), key=lambda j: -sign * p.values[j])
-    bins = min(len(_VIRIDIS), len(order))
-    data: list[dict[str, Any]] = []
-    for b in range(bins):
-        members = order[b * len(order) // bins : (b + 1) * len(order) // bins]
-        line_x: list[Any] = []
-        line_y: list[Any] = []
-        ids: list[Any] = []
-        for j in members:
-            line_x.extend([*range(len(names)), None])
-            line_y.extend([*(c[j] for c in columns), None])
-            ids.extend([*([p.numbers[j]] * len(names)), None])
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "x": line_x,
-                "y": line_y,
-                "customdata": ids,
-                "meta": {"trials": [p.numbers[j] for j in members]},
-                "line": {"color": _VIRIDIS[bins - 1 - b if bins > 1 else 0], "width": 1.2},
-                "opacity": 0.75,
-                "showlegend": False,
-                "hovertemplate": "trial %{customdata}<extra></extra>",
-            }
-        )
-    lo, hi = min(p.values), max(p.values)
-    data.append(  # no line: carries the colour bar
-        {
-            "type": "scatter",
-            "mode": "markers",
-            "x": [None],
-            "y": [None],
-            "showlegend": False,
-            "hoverinfo": "skip",
-            "marker": {
-                "color": [lo],
-                "cmin": lo,
-                "cmax": hi if hi > lo else lo + 1,
-                "colorscale": "Viridis",
-                "reversescale": direction is Direction.MAXIMIZE,  # darkest = best
-                "showscale": True,
-                "colorbar": {"title": {"text": "value"}, "thickness": 12},
-            },
-        }
-    )
-    layout = _layout(
-        title,
-        xaxis={"visible": False, "range": [-0.6, len(names) - 0.7], "fixedrange": True},
-        yaxis={"visible": False, "range": [_INACTIVE - 0.08, 1.16], "fixedrange": True},
-        shapes=shapes,
-        annotations=annotations,
-        meta={"axes": names},
-        margin={"l": 30, "r": 20, "t": 40, "b": 20},
-    )
-    return {"data": data, "layout": layout}
-
-
 def importance_figure(imp: Importance) -> Figure:
     title = f"Parameter importance ({imp.n_trials} completed trials)"
     if imp.note:
-        return _empty(title, imp.note)
+        return empty_figure(title, imp.note)
     names = list(reversed(imp.names))  # largest on top
     scores = list(reversed(imp.scores))
     fig: Figure = {
@@ -316,7 +115,7 @@ def importance_figure(imp: Importance) -> Figure:
                 "hovertemplate": "%{y}: %{x:.3f}<extra></extra>",
             }
         ],
-        "layout": _layout(
+        "layout": figure_layout(
             title,
             xaxis={"title": {"text": "share of importance"}, "range": [0, 1]},
             yaxis={"automargin": True},
@@ -345,7 +144,7 @@ def slices_figure(sl: Sequence[Slice]) -> Figure:
     grid of 1,000 trials × 15 parameters would be 15,000 SVG markers to draw)."""
     title = "Slice: value against a parameter"
     if not any(s.numbers for s in sl):
-        return _empty(title, "no completed trials yet")
+        return empty_figure(title, "no completed trials yet")
     shown = next(i for i, s in enumerate(sl) if s.numbers)
     data: list[dict[str, Any]] = [
         {
@@ -375,7 +174,7 @@ def slices_figure(sl: Sequence[Slice]) -> Figure:
     xaxis.update({k.split(".", 1)[1]: v for k, v in first.items() if k.count(".") == 1})
     return {
         "data": data,
-        "layout": _layout(
+        "layout": figure_layout(
             title,
             showlegend=False,
             xaxis=xaxis,
@@ -422,7 +221,7 @@ def curves_figure(
     """
     title = "Learning curves (intermediate values)"
     if not cs:
-        return _empty(title, "no trial has reported intermediate values yet")
+        return empty_figure(title, "no trial has reported intermediate values yet")
     wanted = list(dict.fromkeys(int(n) for n in highlight))
     data: list[dict[str, Any]] = []
     if not only_highlighted:
@@ -476,10 +275,10 @@ def curves_figure(
             }
         )
     if only_highlighted and not data:
-        return _empty(title, "the selected trials reported no intermediate values")
+        return empty_figure(title, "the selected trials reported no intermediate values")
     return {
         "data": data,
-        "layout": _layout(
+        "layout": figure_layout(
             title,
             xaxis={"title": {"text": "step"}},
             yaxis={"title": {"text": "intermediate value"}},

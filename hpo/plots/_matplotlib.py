@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.plots._data import Curve, History, Importance, Parallel, Slice
-from hpo.plots._figures import BEST_COLOR, STATE_COLORS
+from hpo.plots._style import BEST_COLOR, STATE_COLORS
 from hpo.trial import Direction, TrialState
 
 __all__ = ["save_png"]

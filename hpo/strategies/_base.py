@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -11,7 +12,13 @@ import numpy as np
 from hpo.space import SearchSpace
 from hpo.trial import Direction, FrozenTrial
 
-__all__ = ["Strategy"]
+__all__ = ["Strategy", "params_key"]
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """A configuration as text, the same for the same params in any order (values by ``str``
+    where JSON has no form for them): how a strategy tells a configuration it holds."""
+    return json.dumps(sorted(params.items()), default=str)
 
 
 class Strategy(abc.ABC):

@@ -2,13 +2,12 @@
 
 The dashboard's optimiser view and ``hpo plot --kind surrogate|acquisition|contour|learning``
 draw this model. It is the strategy's own model, not a second one: the same encoding
-(:class:`~hpo.strategies._bayes._Codec`), the same value transform (``_standardise`` and the
-Yeo-Johnson steps of ``_warp``), the same prior-mean shift, the same :func:`fit_gp` and the
-same :class:`~hpo.strategies._gp.Acquisition`, with running trials fantasised by the same
-kriging believer. ``x`` and ``y`` come from the strategy's own ``_training_data``; only
-its choice of the observed trials and the incumbent are mirrored here, and
-``tests/test_optimizer.py`` checks that the model gets the very ``x`` and ``y`` the strategy fits,
-so the two cannot drift apart unnoticed.
+(:class:`~hpo.strategies._bayes_codec._Codec`), the same observed trials, training data and
+value transform (:mod:`hpo.strategies._bayes_data`: ``observed_trials``, ``_training_data``,
+``_Transform``), the same :func:`fit_gp` and the same
+:class:`~hpo.strategies._gp.Acquisition`, with running trials fantasised by the same kriging
+believer. Only the incumbent is mirrored here, and ``tests/test_optimizer.py`` checks that the
+model gets the very ``x`` and ``y`` the strategy fits, so the two cannot drift apart unnoticed.
 
 Unlike the strategy, the model also maps its beliefs back to the objective's own units: the
 inverse of the value transform (standardising and Yeo-Johnson are both monotone, so a
@@ -25,28 +24,15 @@ from typing import Any
 import numpy as np
 
 from hpo.space import Categorical, Float, Int, SearchSpace
-from hpo.strategies._bayes import (
-    BayesStrategy,
-    _Codec,
-    _training_data,
-    _Transform,
-)
+from hpo.strategies._bayes import BayesStrategy
+from hpo.strategies._bayes_codec import _Codec
+from hpo.strategies._bayes_data import _training_data, _Transform, observed_trials
 from hpo.strategies._gp import GP, Acquisition, fit_gp
 from hpo.trial import Direction, FrozenTrial, TrialState
 
-__all__ = ["BayesModel", "Transform", "fit_model", "training_data"]
+__all__ = ["BayesModel", "Transform", "fit_model", "observed_trials", "training_data"]
 
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)  # E[g(Z)], Z ~ N(0, 1)
-
-
-def observed_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials ``BayesStrategy.propose`` learns from (mirrors its selection)."""
-    return [
-        t
-        for t in trials
-        if (t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.value is not None)
-        or (t.state is TrialState.FAILED and not t.interrupted)
-    ]
 
 
 @dataclass(frozen=True)

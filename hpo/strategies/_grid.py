@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,14 +8,10 @@ import numpy as np
 from hpo.exceptions import SearchExhausted, StrategyError
 from hpo.space import SearchSpace
 from hpo.space._space import GridIndex
-from hpo.strategies._base import Strategy
+from hpo.strategies._base import Strategy, params_key
 from hpo.trial import Direction, FrozenTrial
 
 __all__ = ["GridStrategy"]
-
-
-def _key(params: Mapping[str, Any]) -> str:
-    return json.dumps(sorted(params.items()), default=str)
 
 
 class GridStrategy(Strategy):
@@ -73,13 +68,13 @@ class GridStrategy(Strategy):
         # and the first index no trial holds is turned into a point.
         grid = self._grid(space)
         held = [t.params for t in trials if not t.interrupted]
-        taken = {_key(p) for p in held}
+        taken = {params_key(p) for p in held}
         taken_at = {i for i in map(grid.index, held) if i is not None}
         i = 0
         while i < grid.size:
             if i not in taken_at:
                 point = grid.point(i)
-                if _key(point) not in taken:
+                if params_key(point) not in taken:
                     return point
             i += 1
         raise SearchExhausted(f"the grid of {grid.size} points is exhausted.")
