@@ -196,3 +196,68 @@ def test_numeric_choices_are_ordered_unless_told_otherwise() -> None:
         hpo.create_study(
             space=space, strategy="bayes", strategy_options={"noisy": True, "deterministic": True}
         )
+
+
+def _timed_history(space: hpo.SearchSpace) -> list[hpo.FrozenTrial]:
+    """12 completed trials whose value depends on y only and whose duration on x only:
+    1 s where x < 0.5, 60 s where x > 0.5."""
+    import datetime as dt
+
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    out = []
+    rng = np.random.default_rng(3)
+    for n in range(12):
+        p = space.sample(rng)
+        secs = 1.0 if p["x"] < 0.5 else 60.0
+        out.append(
+            hpo.FrozenTrial(
+                number=n,
+                state=hpo.TrialState.COMPLETE,
+                params=p,
+                value=(p["y"] - 0.3) ** 2,
+                started_at=t0,
+                finished_at=t0 + dt.timedelta(seconds=secs),
+            )
+        )
+    return out
+
+
+def test_cost_aware_bayes_prefers_cheap_points_where_improvement_is_alike() -> None:
+    from hpo.strategies import get_strategy
+
+    space = hpo.SearchSpace({"x": hpo.Float(0.0, 1.0), "y": hpo.Float(0.0, 1.0)})
+    history = _timed_history(space)
+    assert {t.params["x"] < 0.5 for t in history} == {True, False}  # both regions observed
+    aware = get_strategy("bayes", cost_aware=True)
+    assert aware.options()["cost_aware"] is True
+    for seed in range(5):
+        p = aware.propose(
+            space,
+            history,
+            direction=hpo.Direction.MINIMIZE,
+            number=12,
+            seed=seed,
+            rng=np.random.default_rng([seed, 12]),
+        )
+        assert p["x"] < 0.5, p  # the value does not depend on x; the cost does
+        assert abs(p["y"] - 0.3) < 0.25, p  # and it still improves where the value says
+
+
+def test_cost_aware_bayes_is_plain_ei_when_every_trial_costs_the_same() -> None:
+    import dataclasses
+    import datetime as dt
+
+    from hpo.strategies import get_strategy
+
+    space = hpo.SearchSpace({"x": hpo.Float(0.0, 1.0), "y": hpo.Float(0.0, 1.0)})
+    same = [
+        dataclasses.replace(t, finished_at=t.started_at + dt.timedelta(seconds=1))
+        for t in _timed_history(space)
+        if t.started_at is not None
+    ]
+    kwargs = {"direction": hpo.Direction.MINIMIZE, "number": 12, "seed": 0}
+    plain = get_strategy("bayes").propose(space, same, rng=np.random.default_rng(1), **kwargs)
+    aware = get_strategy("bayes", cost_aware=True).propose(
+        space, same, rng=np.random.default_rng(1), **kwargs
+    )
+    assert plain == aware

@@ -52,7 +52,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,6 +63,9 @@ from hpo.strategies._bayes_codec import _Codec, _discrete_size, _Table
 from hpo.strategies._bayes_data import _training_data, observed_trials
 from hpo.strategies._bayes_search import maximise
 from hpo.trial import Direction, FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from hpo.strategies._gp import GP
 
 __all__ = ["BayesStrategy"]
 
@@ -92,6 +95,12 @@ class BayesStrategy(Strategy):
         ordered_choices: Model a categorical whose choices are all numbers
             (``batch_size: [32, 64, 128]``) as ordered, by rank, like an integer: 64 is
             between 32 and 128 (default). Off: as unordered choices (Hamming distance).
+        cost_aware: Maximise expected improvement *per second* instead of expected
+            improvement (Snoek et al. 2012): a second GP learns each completed trial's
+            log duration from its params, and a point's log EI is lowered by the log seconds
+            it is predicted to take. For spaces where cost varies a lot with the params
+            (layers, units, epochs, batch size) and the budget is time, not trials. Off by
+            default: on a trial budget it spends trials on cheap points (benchmarks/README.md).
         warp: Power-transform the values before fitting (see step 2 above).
         prior_mean: What the model expects far from every trial, in standard deviations
             worse than the average trial (default 1). With a prior mean at the average
@@ -114,6 +123,7 @@ class BayesStrategy(Strategy):
         prior_mean: float = 1.0,
         noisy: bool = False,
         ordered_choices: bool = True,
+        cost_aware: bool = False,
     ) -> None:
         for key, v, low in (
             ("n_initial", n_initial, 1),
@@ -138,6 +148,7 @@ class BayesStrategy(Strategy):
         self.prior_mean = float(prior_mean)
         self.noisy = bool(noisy)
         self.ordered_choices = bool(ordered_choices)
+        self.cost_aware = bool(cost_aware)
         if self.noisy and self.deterministic:
             raise StrategyError(
                 "bayes options `noisy` and `deterministic` contradict each other; set one."
@@ -156,6 +167,7 @@ class BayesStrategy(Strategy):
             "prior_mean": self.prior_mean,
             "noisy": self.noisy,
             "ordered_choices": self.ordered_choices,
+            "cost_aware": self.cost_aware,
         }
 
     def _size(self, space: SearchSpace) -> tuple[int, int] | None:
@@ -261,7 +273,7 @@ class BayesStrategy(Strategy):
         avoid: set[bytes],
         table: _Table | None,
     ) -> Mapping[str, Any]:
-        from hpo.strategies._gp import Acquisition, fit_gp
+        from hpo.strategies._gp import Acquisition, CostAwareAcquisition, fit_gp
 
         def best_new(acqf: Acquisition) -> tuple[dict[str, Any], np.ndarray]:
             return maximise(
@@ -281,7 +293,8 @@ class BayesStrategy(Strategy):
         # mean at an evaluated point (a lucky noisy value is no target to improve on).
         best = float(gp.posterior(x)[0].min()) if self.noisy else float(y.min())
         pending = [t for t in trials if t.state is TrialState.RUNNING and t.params]
-        acqf = Acquisition(gp, best)
+        cost = self._cost_model(codec, trials) if self.cost_aware else None
+        acqf = Acquisition(gp, best) if cost is None else CostAwareAcquisition(gp, best, *cost)
         if not pending:
             return best_new(acqf)[0]
         # Running trials (parallel workers). First the point a sequential search would try
@@ -301,7 +314,33 @@ class BayesStrategy(Strategy):
         mp, _ = gp.posterior(xp)
         believer = gp.condition_on(xp, mp)
         best = min(best, float(mp.min()))
-        return best_new(Acquisition(believer, best))[0]
+        return best_new(
+            Acquisition(believer, best)
+            if cost is None
+            else CostAwareAcquisition(believer, best, *cost)
+        )[0]
+
+    @staticmethod
+    def _cost_model(codec: _Codec, trials: Sequence[FrozenTrial]) -> tuple[GP, float] | None:
+        """A GP of the standardised log duration of the completed trials, and the standard
+        deviation that turns its mean back into log seconds; None until three completed
+        trials have a duration (then every point costs the same: plain EI)."""
+        from hpo.strategies._gp import fit_gp
+
+        timed = [
+            (t.params, t.duration.total_seconds())
+            for t in trials
+            if t.state is TrialState.COMPLETE and t.duration is not None
+        ]
+        timed = [(p, s) for p, s in timed if s > 0 and math.isfinite(s)]
+        if len(timed) < 3:
+            return None
+        xc = np.array([codec.encode(p) for p, _ in timed])
+        log_s = np.log([s for _, s in timed])
+        sd = float(log_s.std())
+        if not sd > 1e-6:
+            return None  # every trial took the same time: cost tells nothing
+        return fit_gp(xc, (log_s - log_s.mean()) / sd, codec.is_cat), sd
 
     def _sobol(
         self,

@@ -411,3 +411,26 @@ class Acquisition:
 
     def value_and_grad(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return log_ei_and_grad(self.gp, np.atleast_2d(xq), self.best)
+
+
+class CostAwareAcquisition(Acquisition):
+    """log expected improvement *per second* (Snoek et al. 2012, section 3.2): log EI under
+    ``gp`` minus the log duration a second GP, ``cost``, predicts (its posterior mean of the
+    standardised log seconds, times ``cost_sd``). Where trials cost the same it ranks points
+    exactly as log EI does; where big networks take ten times longer, it prefers the cheap
+    region until the expensive one promises ten times the improvement."""
+
+    def __init__(self, gp: GP, best: float, cost: GP, cost_sd: float) -> None:
+        super().__init__(gp, best)
+        self.cost = cost
+        self.cost_sd = cost_sd
+
+    def __call__(self, xq: np.ndarray) -> np.ndarray:
+        xq = np.atleast_2d(xq)
+        return super().__call__(xq) - self.cost_sd * self.cost.posterior(xq)[0]
+
+    def value_and_grad(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xq = np.atleast_2d(xq)
+        value, grad = log_ei_and_grad(self.gp, xq, self.best)
+        mean, _, dmean, _ = self.cost.posterior_grad(xq)
+        return value - self.cost_sd * mean, grad - self.cost_sd * dmean
