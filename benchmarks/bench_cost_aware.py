@@ -30,8 +30,10 @@ Budget
     so a plain search affords about that many trials.
 
 Commands
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_cost_aware.py --seeds 20 \\
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_cost_aware.py --seeds 10 \\
         --json benchmarks/results/cost_aware.json
+    the same searches on a budget of trials (what ``--trials`` gives), durations ignored:
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_cost_aware.py --seeds 10 --trial-budget
 """
 
 from __future__ import annotations
@@ -98,8 +100,8 @@ def _mean_seconds(space: hpo.SearchSpace, seconds: Callable[..., float]) -> floa
     return float(np.mean([seconds(space.sample(rng)) for _ in range(4096)]))
 
 
-def run_one(task: tuple[str, str, int, float]) -> dict[str, Any]:
-    case, method, seed, budget = task
+def run_one(task: tuple[str, str, int, float, int]) -> dict[str, Any]:
+    case, method, seed, budget, max_trials = task
     space, f, seconds, optimum = CASES[case]
     strategy = get_strategy("bayes", cost_aware=(method == "bayes-cost-aware"))
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -120,7 +122,7 @@ def run_one(task: tuple[str, str, int, float]) -> dict[str, Any]:
             )
         )
         cost = seconds(params)
-        if clock + cost > budget:
+        if clock + cost > budget or n >= max_trials:
             break
         value = f(params)
         start = t0 + dt.timedelta(seconds=clock)
@@ -152,17 +154,29 @@ def main() -> None:
     ap.add_argument("--budget-trials", type=float, default=40.0)
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument(
+        "--trial-budget",
+        action="store_true",
+        help="stop each search after --budget-trials trials instead, whatever they cost",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
     methods = ["bayes", "bayes-cost-aware"]
-    budgets = {c: args.budget_trials * _mean_seconds(CASES[c][0], CASES[c][2]) for c in args.cases}
-    tasks = [(c, m, s, budgets[c]) for c in args.cases for s in range(args.seeds) for m in methods]
+    budgets = {
+        c: math.inf if args.trial_budget else args.budget_trials * _mean_seconds(*CASES[c][::2])
+        for c in args.cases
+    }
+    cap = int(args.budget_trials) if args.trial_budget else 1_000_000
+    tasks = [
+        (c, m, s, budgets[c], cap) for c in args.cases for s in range(args.seeds) for m in methods
+    ]
     start = time.perf_counter()
     with mp.get_context("spawn").Pool(args.processes) as pool:
         results = pool.map(run_one, tasks, chunksize=1)
+    unit = "trials" if args.trial_budget else "x the mean trial duration"
     print(
-        f"\n{args.seeds} seeds, budget {args.budget_trials:g} x the mean trial duration, "
+        f"\n{args.seeds} seeds, budget {args.budget_trials:g} {unit}, "
         f"{time.perf_counter() - start:.0f} s\n"
     )
     print(
