@@ -39,10 +39,11 @@ store's writes and the checkpoint come after the pass: a pass whose checkpoint w
 written is trained again) or before a new worker's first pass (nothing lost); the resumes the
 store recorded; the trials *replaced*: a kill before a trial's first checkpoint makes the
 executor run its params again as a new trial (as documented), under a new number, so a new
-seed — its value differs, and the random strategy's later trials shift by one number; each
-study's best value and whether it is equal; how many trials kept their number and params, and
-of those how many ended with exactly the undisturbed value; wall times. Target: epochs trained
-(epoch-equivalents) <= 1.1x the undisturbed study, the same best value.
+seed — its value differs, and the params the undisturbed study drew for that number are
+never tried; each study's best value and whether it is equal; how many trials kept their
+number and params, and of those how many ended with exactly the undisturbed value; the time
+from a kill to the trial's next pass; wall times. Target: epochs trained (epoch-equivalents)
+<= 1.1x the undisturbed study, the same best value.
 
 Why ``--kill-every`` scales with the epoch: what decides the epochs paid again is how many
 kills fall per epoch trained (each costs the epoch in progress with checkpoints, every epoch
@@ -305,12 +306,12 @@ def _count(log_path: str, kills: list[Kill]) -> dict[str, Any]:
     every = [d for v in passes.values() for d in v]
     partial = 0.0
     cut = 0
-    for pid, number, _epoch, t0 in open_passes:
-        if pid not in kill_at:
-            raise RuntimeError(f"trial {number}: a pass started in pid {pid} never ended")
+    for in_pid, in_trial, _epoch, t0 in open_passes:
+        if in_pid not in kill_at:
+            raise RuntimeError(f"trial {in_trial}: a pass started in pid {in_pid} never ended")
         # A trial replaced in its first epoch finished no pass: the study's median stands in.
-        typical = statistics.median(passes[number] or every or [kill_at[pid] - t0])
-        partial += min(1.0, max(0.0, kill_at[pid] - t0) / typical)
+        typical = statistics.median(passes[in_trial] or every or [kill_at[in_pid] - t0])
+        partial += min(1.0, max(0.0, kill_at[in_pid] - t0) / typical)
         cut += 1
     # Without checkpoints a kill also throws away every epoch the trial had finished.
     lost_scratch = 0
@@ -382,7 +383,7 @@ def main() -> None:
 
     # A trial of the killed study is the undisturbed one's when it has its number and params
     # (so its seed); a trial replaced after a kill before its first checkpoint runs its params
-    # under a new number, so a new seed, and shifts the numbers of the trials after it.
+    # under a new number, so a new seed, and the params drawn for that number never run.
     own = [
         n
         for n, r in killed["trials"].items()
