@@ -26,7 +26,7 @@ import torch
 from hpo.data import MnistData, load_mnist
 from hpo.exceptions import SpaceError
 from hpo.models import MODELS
-from hpo.models.params import get_int
+from hpo.space._values import get_int
 
 from ._config import DEFAULT_EPOCHS
 from ._loop import train_and_evaluate
