@@ -25,7 +25,15 @@ from hpo.exceptions import (
 )
 from hpo.executors import RayExecutor
 from hpo.pruners import ASHA, PRUNERS, Hyperband, MedianPruner, NoPruner, get_pruner
-from hpo.space import Categorical, Float, Int, SearchSpace, available_spaces, load_space
+from hpo.space import (
+    Categorical,
+    ExperimentSpec,
+    Float,
+    Int,
+    SearchSpace,
+    available_spaces,
+    load_space,
+)
 from hpo.strategies import STRATEGIES, Strategy, get_strategy
 from hpo.study import (
     STUDY_NAME_RULE,
@@ -49,6 +57,7 @@ __all__ = [
     "Categorical",
     "Direction",
     "DuplicatedStudyError",
+    "ExperimentSpec",
     "Float",
     "FrozenTrial",
     "HpoError",
