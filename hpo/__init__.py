@@ -11,6 +11,7 @@ True
 from __future__ import annotations
 
 from hpo import executors, pruners
+from hpo._run import RunResult, run_study
 from hpo.exceptions import (
     DuplicatedStudyError,
     HpoError,
@@ -67,6 +68,7 @@ __all__ = [
     "NoPruner",
     "PrunerError",
     "RayExecutor",
+    "RunResult",
     "SearchExhausted",
     "SearchSpace",
     "SpaceError",
@@ -91,4 +93,5 @@ __all__ = [
     "load_space",
     "load_study",
     "pruners",
+    "run_study",
 ]
