@@ -183,10 +183,11 @@ def run_study(
         executor.preflight()
     elif device is not None and objective is None:
         _check_local_device(device)
-    store = get_store(storage)
+    url = storage.url if isinstance(storage, Store) else (storage or "sqlite://")
     checkpointing = _checkpointing(
-        store.url, checkpoint_dir, checkpoint_every, checkpoint_keep, checkpoint_best, checkpoints
+        url, checkpoint_dir, checkpoint_every, checkpoint_keep, checkpoint_best, checkpoints
     )  # an unwritable or full location fails here, before anything is stored
+    store = get_store(storage)
     created = not _has_study(store, name)
     if created:
         check_study_name(name)  # an existing study keeps the name it has
