@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import importlib
-import re
 import shlex
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +27,9 @@ from hpo.cli._format import (
     trial_text,
     trials_table,
 )
-from hpo.exceptions import HpoError, SpaceError
+from hpo.exceptions import HpoError
 
 # -- hpo run ------------------------------------------------------------------------------
-
-
-def _load_objective(spec: str) -> Any:
-    if ":" not in spec:
-        raise HpoError(f"--objective must look like package.module:function, got {spec!r}.")
-    mod_name, fn_name = spec.split(":", 1)
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise HpoError(f"--objective {spec!r}: cannot import {mod_name!r} ({e}).") from None
-    fn = getattr(module, fn_name, None)
-    if not callable(fn):
-        raise HpoError(f"--objective {spec!r}: {mod_name!r} has no function {fn_name!r}.")
-    return fn
 
 
 @app.command()
@@ -181,283 +161,26 @@ def run(
     """Run (or resume) a study: search SPACE with STRATEGY and print the best trials."""
     import hpo
 
-    sp = hpo.load_space(space)
-    meta = dict(sp.meta)
-    url = resolve_storage(storage)
-    total = trials if trials is not None else int(meta.get("trials") or 20)
-    pruner_given = pruner is not None
-    pruner, timeout = _space_defaults(sp, pruner, timeout, pruner_opts)
-    pruner_options = _pruner_options(pruner_opts)
-    hpo.get_strategy(strategy)  # an unknown name fails before the data load, like a pruner's
-    _check_pruner(pruner, pruner_options, sp)  # a bad setting fails before the data load
-    if study_name is None:
-        # The default name is made of the space's and the strategy's: keep it a valid name.
-        name = _default_name(f"{sp.name or Path(space).stem}-{strategy}")
-        if pruner_given and pruner.strip().lower() != "none":
-            name += f"-{pruner.strip().lower()}"
-    else:
-        name = study_name  # an explicit name is kept as given (and checked below)
-    # Parallel settings are checked (and a cluster address probed) before anything is stored.
-    executor = _executor(workers, ray_address, cpus_per_trial, gpus_per_trial, retries)
-    if executor is not None:
-        _check_device_for_ray(device, executor.gpus_per_trial)
-        executor.preflight()
-    elif device is not None and objective is None:
-        _check_local_device(device)
-    checkpointing = _checkpointing(
-        url, checkpoint_dir, checkpoint_every, checkpoint_keep, checkpoint_best, no_checkpoints
-    )  # an unwritable or full location fails here, before anything is stored
-    from hpo.storage import get_store
-
-    store = get_store(url)
-    created = not _has_study(store, name)
-    if created:
-        hpo.check_study_name(name)  # an existing study keeps the name it has
-    if objective is not None:
-        fn = _load_objective(objective)
-        source = f"objective {objective}"
-    else:
-        if "model" not in meta:
-            raise SpaceError(
-                f"space {space!r} names no `model`; add `model: mlp|cnn|rnn` to it, "
-                "or pass --objective package.module:function."
-            )
-        from hpo.training import make_objective
-
-        fn = make_objective(meta, data_dir=data_dir, device=device, seed=seed)
-        source = fn.data.summary() if hasattr(fn.data, "summary") else fn.data.source
-    dirn = direction or meta.get("direction") or "minimize"
-    study = hpo.create_study(
-        space=sp,
-        strategy=strategy,
-        direction=dirn,
-        storage=store,
-        name=name,
-        seed=seed,
-        load_if_exists=True,
-        pruner=pruner,
-        pruner_options=pruner_options,
-    )
-    study.checkpointing = checkpointing
-    try:
-        _run_study(
-            study, sp, meta, url, total, strategy, dirn, pruner, source, timeout, progress,
-            executor, fn, no_mlflow, mlflow_uri, mlflow_models, storage,
-        )  # fmt: skip
-    except BaseException:
-        if created:
-            _drop_if_empty(study)
-        raise
-    _summary(study, storage)
-    if evaluate and objective is None:
-        tracking = "off" if no_mlflow else ("metrics" if mlflow_models == "none" else "model")
-        _evaluate_at_end(study, fn, device, tracking, mlflow_uri)
-
-
-def _space_defaults(
-    sp: Any, pruner: str | None, timeout: float | None, opts: list[str] | None
-) -> tuple[str, Any]:
-    """The space's ``default_pruner`` and ``timeout`` (issue 16) where the flags are absent. A
-    default pruner that does not fit the budget (a copy of the space cut to 1 epoch) is left
-    out with a note; one asked for with --pruner fails instead."""
-    from hpo.exceptions import PrunerError
-
-    if pruner is None:
-        pruner = str(sp.meta.get("default_pruner") or "none")
-        try:
-            _check_pruner(pruner, _pruner_options(opts), sp)
-        except PrunerError as e:
-            console().print(f"pruner: the space's default_pruner is not used ({e})")
-            pruner = "none"
-    if timeout is None and sp.meta.get("timeout") is not None:
-        value = sp.meta["timeout"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise SpaceError(f"space meta 'timeout': must be seconds > 0, got {value!r}.")
-        timeout = float(value)
-    return pruner, (None if timeout == 0 else timeout)
-
-
-def _evaluate_at_end(
-    study: Any, fn: Any, device: str | None, tracking: str, uri: str | None
-) -> None:
-    """The final model of a finished run (skipped when no trial completed, or when the best
-    trial was evaluated already)."""
-    from hpo.cli._evaluate import evaluation_lines, final_evaluation
-    from hpo.trial import TrialState
-
-    if not any(t.state is TrialState.COMPLETE for t in study.trials):
-        return
-    ev = study.evaluation
-    if ev is not None and ev.trial_number == study.best_trial.number and ev.retrained:
-        for line in evaluation_lines(study, ev):
-            console().print(line, soft_wrap=True)
-        return
-    final_evaluation(
-        study, data=fn.data, device=device, mlflow=tracking != "off", mlflow_uri=uri,
-        log_model=tracking == "model",
-    )  # fmt: skip
-
-
-def _checkpointing(
-    url: str, folder: str | None, every: int, keep: int, best: int, off: bool
-) -> Any:
-    """The run's checkpoint settings, checked (made and written to); None when it keeps
-    none: --no-checkpoints, or a store with no default location and no --checkpoint-dir."""
-    from hpo.trial._checkpoints import Checkpointing, default_checkpoint_dir
-
-    if off:
-        return None
-    root = folder if folder is not None else default_checkpoint_dir(url)
-    if root is None:
-        return None
-    settings = Checkpointing(root, every=every, keep=keep, best=best)
-    settings.check()
-    return settings
-
-
-def _default_name(text: str) -> str:
-    """``text`` made a valid study name: other characters become ``-`` (a file ``my
-    space.yaml`` gives ``my-space-bayes``)."""
-    name = re.sub(r"[^A-Za-z0-9_.:@+=-]", "-", text).lstrip("_.:@+=-")
-    return name[:128] or "study"
-
-
-def _has_study(store: Any, name: str) -> bool:
-    from hpo.exceptions import StudyNotFoundError
-
-    try:
-        store.get_study(name)
-    except StudyNotFoundError:
-        return False
-    return True
-
-
-def _drop_if_empty(study: Any) -> None:
-    """A run refused before its first trial (a Ray cluster without the GPUs asked for, an
-    address that is no Ray head) leaves no empty study behind (issue 17)."""
-    import hpo
-
-    try:
-        if not study.store.count_trials(study.record.id):
-            hpo.delete_study(study.name, storage=study.store)
-    except HpoError as e:
-        typer.echo(f"warning: could not remove the empty study {study.name!r}: {e}", err=True)
-
-
-def _run_study(
-    study: Any,
-    sp: Any,
-    meta: dict[str, Any],
-    url: str,
-    total: int,
-    strategy: str,
-    dirn: str,
-    pruner: str,
-    source: str,
-    timeout: float | None,
-    progress: bool,
-    executor: Any,
-    fn: Any,
-    no_mlflow: bool,
-    mlflow_uri: str | None,
-    mlflow_models: str,
-    storage: str | None,
-) -> None:
-    from hpo._progress import Progress
-    from hpo.storage import mask_url
-    from hpo.trial import TrialState
-
-    # Orphans (running trials whose process is gone) are marked interrupted *before* the
-    # count: they are not done, and the run replaces them (issue 17).
-    study.recover_orphans()
-    held = [t for t in study.trials if not t.interrupted]
-    running = sum(1 for t in held if t.state is TrialState.RUNNING)
-    done = len(held) - running
     con = console()
-    con.print(
-        f"[bold]study[/] {study.name}  ·  space {sp.name}  ·  strategy {strategy}  ·  "
-        f"{dirn}  ·  store {mask_url(study.storage_url)}"
-    )
-    con.print(f"[bold]data[/]  {source}")
-    describe = getattr(study.pruner, "describe", None)
-    if callable(describe) and pruner.strip().lower() != "none":
-        con.print(f"[bold]pruner[/] {describe()}")
-    if study.checkpointing is not None:
-        con.print(f"[bold]checkpoints[/] {study.checkpointing.dir}", soft_wrap=True)
-    _warn_big_grid(con, study, total - done - running)
-    if done + running >= total:
-        if running:
-            con.print(
-                f"study {study.name!r} holds {done}/{total} finished trials and {running} "
-                f"running in another live process or on another machine; nothing to start. "
-                f"A trial whose process is gone is marked interrupted once its heartbeat is "
-                f"{study.stale_after:.0f} s old: rerun then to replace it.",
-                soft_wrap=True,
-            )
-        else:
-            con.print(
-                f"study {study.name!r} already holds {done}/{total} trials; nothing to run. "
-                "Raise --trials to continue it, or pass a new --study name."
-            )
-        return
-    if done or running:
-        elsewhere = f" ({running} still running elsewhere)" if running else ""
-        con.print(f"resuming: {done}/{total} trials already in the store{elsewhere}")
-    epochs = (meta.get("budget") or {}).get("epochs") if isinstance(meta, dict) else None
-    tracker = None
-    if not no_mlflow:
-        from hpo.tracking import MlflowTracker
 
-        tracker = MlflowTracker(mlflow_uri, log_models=mlflow_models)
-        study.observers.append(tracker)
-    if executor is not None and tracker is not None:
-        # Each Ray worker tracks its own trials (the driver those whose worker died).
-        executor.worker_observers = functools.partial(
-            _worker_trackers, type(tracker), tracker.uri, tracker.log_models
-        )
-        study.observers.remove(tracker)
-    bar = Progress(study, total=total - done - running, timeout=timeout, epochs=epochs)
-    start = time.monotonic()
-    if progress:
-        bar.start()
-    outcome = "FAILED"  # how the study's MLflow parent run ends (issue 17)
-    try:
-        study.optimize(
-            fn,
-            timeout=timeout,
-            max_trials=total,
-            callbacks=[bar.on_trial] if progress else [],
-            executor=executor,
-        )
-        outcome = "FINISHED"
-    except KeyboardInterrupt:
-        outcome = "KILLED"
-        raise
-    finally:
-        if progress:
-            bar.stop()
-        if tracker is not None:
-            tracker.close(timeout=120, status=outcome)
-            if executor is not None:  # the workers' trackers logged: end the study here
-                tracker.end_study(study, outcome)
-    con.print(f"finished in {time.monotonic() - start:.1f} s")
-    if tracker is not None:
-        _tracking_summary(con, study, tracker.uri, storage, mlflow_uri)
+    def after_search(result: Any) -> None:
+        if result.tracker_uri is not None:
+            _tracking_summary(con, result.study, result.tracker_uri, storage, mlflow_uri)
+        _summary(result.study, storage)
 
-
-def _warn_big_grid(con: Any, study: Any, budget: int) -> None:
-    """A grid far larger than the trials left tries only its first corner (issue 17)."""
-    size = getattr(study.strategy, "size", None)
-    if not callable(size) or budget <= 0:
-        return
-    n = size(study.space)
-    if n > 10 * budget:
-        con.print(
-            f"[yellow]warning:[/] the grid holds {n:,} points but only {budget} trial(s) are "
-            "left: they try the first points in a fixed order (the last parameter fastest). "
-            "Use --strategy random or bayes, or a smaller grid (fewer params, `points`).",
-            soft_wrap=True,
-        )
+    hpo.run_study(
+        space, strategy=strategy, storage=resolve_storage(storage),
+        name=study_name, pruner=pruner, pruner_options=_pruner_options(pruner_opts),
+        trials=trials, timeout=timeout, seed=seed, direction=direction, objective=objective,
+        device=device, data_dir=data_dir, workers=workers, ray_address=ray_address,
+        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, retries=retries,
+        checkpoints=not no_checkpoints, checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every, checkpoint_keep=checkpoint_keep,
+        checkpoint_best=checkpoint_best, mlflow=not no_mlflow, mlflow_uri=mlflow_uri,
+        mlflow_models=mlflow_models, evaluate=evaluate, progress=progress,
+        on_search_end=after_search, say=lambda line: con.print(line, soft_wrap=True),
+        warn=lambda line: typer.echo(line, err=True),
+    )  # fmt: skip
 
 
 def _tracking_summary(
@@ -491,70 +214,6 @@ def _tracking_summary(
     )
 
 
-def _executor(
-    workers: int, address: str | None, cpus: float | None, gpus: float | None, retries: int
-) -> Any:
-    """A RayExecutor when the flags ask for parallel or resource-aware trials, else None (the
-    in-process loop, which costs no start-up)."""
-    if workers == 1 and address is None and cpus is None and gpus is None and not retries:
-        return None
-    from hpo.executors import RayExecutor
-
-    return RayExecutor(
-        workers=workers,
-        address=address,
-        cpus_per_trial=1.0 if cpus is None else cpus,
-        gpus_per_trial=0.0 if gpus is None else gpus,
-        retries=retries,
-    )
-
-
-def _check_device_for_ray(device: str | None, gpus_per_trial: float) -> None:
-    """On Ray a trial sees only the GPUs it was given, numbered from 0 (none without
-    --gpus-per-trial)."""
-    if device is None or not device.startswith("cuda"):
-        return
-    if gpus_per_trial <= 0:
-        raise HpoError(
-            f"--device {device}: on Ray a trial sees no GPU unless it asks for one; add "
-            "--gpus-per-trial (for example 1, or 0.5 to share a card)."
-        )
-    if ":" not in device:
-        return
-    index = device.split(":", 1)[1]
-    if not index.isdigit() or int(index) >= max(1, int(gpus_per_trial)):
-        raise HpoError(
-            f"--device {device}: on Ray each trial sees only the GPU(s) it was given, "
-            f"numbered from 0 ({gpus_per_trial:g} per trial here); use --device cuda and "
-            "--gpus-per-trial to choose how many."
-        )
-
-
-def _check_local_device(device: str) -> None:
-    """A device this machine lacks fails at start, not as one failed trial after another."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise HpoError(f"--device must be cpu, cuda or cuda:N, got {device!r}.") from None
-    if dev.type != "cuda":
-        return
-    if not torch.cuda.is_available():
-        why = "this torch is a CPU-only build" if torch.version.cuda is None else "no GPU found"
-        raise HpoError(
-            f"--device {device}: CUDA is not available on this machine ({why}); use "
-            "--device cpu, or leave --device out to train on a GPU when there is one."
-        )
-    count = torch.cuda.device_count()
-    if dev.index is not None and dev.index >= count:
-        raise HpoError(f"--device {device}: this machine has {count} GPU(s), numbered from 0.")
-
-
-def _worker_trackers(cls: Any, uri: str, log_models: str) -> list[Any]:
-    return [cls(uri, log_models=log_models)]
-
-
 def _pruner_options(pairs: list[str] | None) -> dict[str, Any]:
     """``["reduction_factor=3", ...]`` as ``{"reduction_factor": 3}`` (values read as YAML)."""
     import yaml
@@ -569,14 +228,6 @@ def _pruner_options(pairs: list[str] | None) -> dict[str, Any]:
         except yaml.YAMLError:
             raise HpoError(f"--pruner-opt {pair!r}: cannot read the value {text!r}.") from None
     return out
-
-
-def _check_pruner(name: str, options: dict[str, Any], space: Any) -> None:
-    from hpo.pruners import BasePruner, epoch_budget, get_pruner
-
-    pruner = get_pruner(name, **options)
-    if isinstance(pruner, BasePruner):
-        pruner.for_budget(epoch_budget(space, space.meta))
 
 
 def _summary(study: Any, storage: str | None) -> None:

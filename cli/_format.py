@@ -252,7 +252,7 @@ def studies_table(summaries: Sequence[StudySummary]) -> Table:
 
 
 def best_yaml(study: Any, trial: FrozenTrial) -> str:
-    metric = study.meta.get("metric", "value")
+    metric = study.record.spec.metric or "value"
     head = (
         f"# best of study {study.name}: {metric} = {trial.value:.6g} "
         f"(trial {trial.number}, {study.direction.value})\n"

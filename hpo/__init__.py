@@ -11,6 +11,7 @@ True
 from __future__ import annotations
 
 from hpo import executors, pruners
+from hpo._run import RunResult, run_study
 from hpo.exceptions import (
     DuplicatedStudyError,
     HpoError,
@@ -25,7 +26,15 @@ from hpo.exceptions import (
 )
 from hpo.executors import RayExecutor
 from hpo.pruners import ASHA, PRUNERS, Hyperband, MedianPruner, NoPruner, get_pruner
-from hpo.space import Categorical, Float, Int, SearchSpace, available_spaces, load_space
+from hpo.space import (
+    Categorical,
+    ExperimentSpec,
+    Float,
+    Int,
+    SearchSpace,
+    available_spaces,
+    load_space,
+)
 from hpo.strategies import STRATEGIES, Strategy, get_strategy
 from hpo.study import (
     STUDY_NAME_RULE,
@@ -49,6 +58,7 @@ __all__ = [
     "Categorical",
     "Direction",
     "DuplicatedStudyError",
+    "ExperimentSpec",
     "Float",
     "FrozenTrial",
     "HpoError",
@@ -58,6 +68,7 @@ __all__ = [
     "NoPruner",
     "PrunerError",
     "RayExecutor",
+    "RunResult",
     "SearchExhausted",
     "SearchSpace",
     "SpaceError",
@@ -82,4 +93,5 @@ __all__ = [
     "load_space",
     "load_study",
     "pruners",
+    "run_study",
 ]

@@ -823,9 +823,9 @@ def create_study(
     if sp.description:
         full_meta.setdefault("space_description", sp.description)
     prn = _for_budget(prn, sp, full_meta)
-    if isinstance(prn, BasePruner):
-        full_meta["pruner"] = {"name": prn.name, "options": prn.options()}
     check_study_name(name)
+    # hpo's own pruners are stored (a pruner object of the user's own is not)
+    stored = prn if isinstance(prn, BasePruner) else None
     try:
         record = store.create_study(
             name=name,
@@ -835,6 +835,8 @@ def create_study(
             strategy_options=strat.options(),
             seed=int(seed),
             meta=full_meta,
+            pruner=stored.name if stored is not None else None,
+            pruner_options=stored.options() if stored is not None else None,
         )
     except DuplicatedStudyError:
         if not load_if_exists:
@@ -856,8 +858,10 @@ def _for_budget(pruner: Pruner, space: SearchSpace | None, meta: Mapping[str, An
 
 
 def _stored_pruner(record: StudyRecord) -> dict[str, Any] | None:
-    spec = record.meta.get("pruner")
-    return dict(spec) if isinstance(spec, Mapping) and "name" in spec else None
+    """The pruner the study was made with: ``{"name": ..., "options": {...}}``, or None."""
+    if record.pruner is None:
+        return None
+    return {"name": record.pruner, "options": dict(record.pruner_options)}
 
 
 def _reopen(
@@ -882,7 +886,7 @@ def _reopen(
         )
     if space is not None:
         stored_space.name, stored_space.description = space.name, space.description
-        stored_space.meta = dict(space.meta)
+        stored_space.spec = space.spec
     if strategy.name != record.strategy:
         log.info(
             "study %r was made with strategy %r; this process asks %r",
@@ -924,7 +928,7 @@ def load_study(
         record.space,
         name=record.meta.get("space_name"),
         description=record.meta.get("space_description"),
-        meta=record.meta,
+        spec=record.spec,
     )
     strat = (
         get_strategy(record.strategy, **dict(record.strategy_options))

@@ -33,9 +33,9 @@ from typing import Any
 from torch import Tensor, nn
 
 from hpo.exceptions import SpaceError
+from hpo.space._values import get_bool, get_choice, get_float, get_int
 
 from ._layers import ACTIVATIONS, WEIGHT_INITS, DenseBlock, init_weight, make_activation
-from .params import get_bool, get_choice, get_float, get_int
 
 __all__ = ["CNN", "CNNConfig", "build_cnn"]
 

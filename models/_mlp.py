@@ -20,8 +20,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from hpo.space._values import get_choice, get_float, get_int
+
 from ._layers import ACTIVATIONS, WEIGHT_INITS, DenseBlock, init_weight
-from .params import get_choice, get_float, get_int
 
 __all__ = ["MLP", "MLPConfig", "build_mlp"]
 

@@ -23,8 +23,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from hpo.space._values import get_bool, get_choice, get_float, get_int
+
 from ._layers import WEIGHT_INITS, init_weight, zero_bias
-from .params import get_bool, get_choice, get_float, get_int
 
 __all__ = ["RNN", "RNNConfig", "build_rnn"]
 

@@ -232,3 +232,49 @@ def test_unknown_named_space_lists_the_known_ones() -> None:
         hpo.load_space("nope")
     with pytest.raises(SpaceError, match="does not exist"):
         hpo.load_space("missing/file.yaml")
+
+
+def test_a_named_space_is_read_into_a_typed_spec_and_gives_back_its_meta() -> None:
+    space = hpo.load_space("cnn_mnist")
+    spec = space.spec
+    assert isinstance(spec, hpo.ExperimentSpec)
+    assert (spec.model, spec.dataset, spec.metric) == ("cnn", "mnist", "val_accuracy")
+    assert spec.direction is hpo.Direction.MAXIMIZE and spec.trials == 40
+    assert (spec.pruner, spec.timeout, spec.epochs) == ("asha", 540, 12)
+    assert space.meta["default_pruner"] == "asha" and space.meta["direction"] == "maximize"
+    # meta is the spec as a mapping: the YAML's keys, unknown ones kept as given
+    meta = {"model": "mlp", "budget": {"epochs": 2}, "owner": "me", "timeout": None}
+    again = hpo.ExperimentSpec.from_meta(meta)
+    assert again.extra == {"owner": "me"} and again.to_meta() == {
+        "model": "mlp",
+        "budget": {"epochs": 2},
+        "owner": "me",
+    }
+    assert hpo.SearchSpace({"x": hpo.Float(0, 1)}, meta=meta).spec == again
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("trials: 0", "space meta 'trials': must be an integer >= 1, got 0."),
+        ("timeout: -5", "space meta 'timeout': must be seconds > 0, got -5."),
+        ("direction: up", "space meta 'direction': must be one of ['minimize', 'maximize']"),
+        ("budget: 3", "space meta 'budget': must be a mapping, got 3."),
+        ("default_pruner: [asha]", "space meta 'default_pruner': must be a non-empty string"),
+    ],
+)
+def test_a_bad_spec_value_names_file_key_and_value(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(f"{text}\nparams:\n  x: {{type: float, low: 0, high: 1}}\n")
+    with pytest.raises(SpaceError) as e:
+        hpo.load_space(str(f))
+    assert str(e.value) == f"{f}: {fragment}" or str(e.value).startswith(f"{f}: {fragment}")
+
+
+def test_a_stored_spec_with_a_bad_value_still_reads() -> None:
+    """A stored study always opens: a value of the wrong type stays in `extra`."""
+    spec = hpo.ExperimentSpec.from_meta({"model": "mlp", "trials": "many"}, strict=False)
+    assert spec.model == "mlp" and spec.trials is None and spec.extra == {"trials": "many"}
+    assert spec.to_meta() == {"model": "mlp", "trials": "many"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import pytest
@@ -249,3 +250,67 @@ def test_in_memory_store_is_the_default() -> None:
     study = hpo.create_study(space=SPACE, strategy="random")
     study.optimize(lambda t: t.params["x"], n_trials=3)
     assert study.storage_url == "sqlite://" and len(study.trials) == 3
+
+
+# A study as hpo before migration 0003 stored it: the pruner inside `meta` (rows copied from a
+# store that main wrote with `hpo.create_study(..., pruner="asha", pruner_options=...)`).
+_OLD_META = (
+    '{"model": "cnn", "dataset": "mnist", "metric": "val_accuracy", "direction": "maximize", '
+    '"trials": 40, "default_pruner": "asha", "timeout": 540, "budget": {"epochs": 12, '
+    '"max_train_images": null}, "space_name": "old", "pruner": {"name": "asha", "options": '
+    '{"reduction_factor": 3, "min_resource": 1, "max_resource": 12}}}'
+)
+
+
+def test_a_store_from_before_pruner_columns_upgrades_and_keeps_each_pruner(
+    storage_url: str,
+) -> None:
+    """A store at schema 0002 (the pruner kept in the study's meta) opens: the pruner moves to
+    its columns, and the study reads back, and reopens, with the same pruner and meta."""
+    engine = sa.create_engine(_normalise_url(storage_url))
+    _migrate.upgrade(engine, "0002")
+    rows = [
+        ("old-asha", _OLD_META),
+        ("old-none", '{"model": "mlp", "pruner": {"name": "none", "options": {}}}'),
+        ("older", '{"model": "mlp"}'),  # from before pruners were stored
+    ]
+    with engine.begin() as conn:
+        for name, meta in rows:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO hpo_studies (name, direction, space, strategy, strategy_options,"
+                    " seed, created_at, meta, user_attrs) VALUES (:name, 'maximize', :space, "
+                    "'random', '{}', 0, '2026-12-01 10:00:00', :meta, '{}')"
+                ),
+                {
+                    "name": name,
+                    "meta": meta,
+                    "space": '{"x": {"type": "int", "low": 1, "high": 4}}',
+                },
+            )
+    engine.dispose()
+    store = SQLStore(storage_url)
+    old = store.get_study("old-asha")
+    assert old.pruner == "asha"
+    assert dict(old.pruner_options) == {
+        "reduction_factor": 3,
+        "min_resource": 1,
+        "max_resource": 12,
+    }
+    assert dict(old.meta) == json.loads(_OLD_META)  # readers of meta see what they saw
+    assert old.spec.model == "cnn" and old.spec.epochs == 12 and old.spec.pruner == "asha"
+    assert (store.get_study("old-none").pruner, store.get_study("older").pruner) == ("none", None)
+    assert "pruner" not in store.get_study("older").meta
+    with store._engine.connect() as conn:
+        raw = conn.execute(sa.text("SELECT meta FROM hpo_studies WHERE name = 'old-asha'"))
+        assert "pruner" not in json.loads(raw.scalar_one())  # moved, not copied
+    study = hpo.load_study("old-asha", storage=store)
+    assert isinstance(study.pruner, hpo.ASHA)
+    assert study.pruner.options() == dict(old.pruner_options)
+    assert isinstance(hpo.load_study("older", storage=store).pruner, hpo.NoPruner)
+    # a new study stores its pruner in the columns, the same way
+    new = hpo.create_study(
+        space={"x": hpo.Int(1, 4)}, storage=store, name="new", pruner="median"
+    ).record
+    assert (new.pruner, new.meta["pruner"]["name"]) == ("median", "median")
+    store.close()

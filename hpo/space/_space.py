@@ -9,6 +9,7 @@ import numpy as np
 
 from hpo.exceptions import SpaceError
 from hpo.space._params import Categorical, Float, Int, Param
+from hpo.space._spec import ExperimentSpec
 
 __all__ = ["GridIndex", "SearchSpace"]
 
@@ -26,7 +27,8 @@ class SearchSpace(Mapping[str, Param]):
         name: Optional name (named spaces carry theirs).
         description: One line shown by ``hpo spaces``.
         meta: Everything else a named space declares (model, dataset, metric, direction,
-            budget...). Not part of the space's identity.
+            budget...), read into :attr:`spec`. Not part of the space's identity.
+        spec: The experiment, already read (instead of ``meta``).
 
     Raises:
         SpaceError: a parameter breaks a rule; the message names it.
@@ -39,6 +41,7 @@ class SearchSpace(Mapping[str, Param]):
         name: str | None = None,
         description: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        spec: ExperimentSpec | None = None,
     ) -> None:
         if not isinstance(params, Mapping):
             raise SpaceError(f"a search space is a mapping of names to parameters, got {params!r}.")
@@ -58,7 +61,17 @@ class SearchSpace(Mapping[str, Param]):
         self._check_conditions()
         self.name = name
         self.description = description
-        self.meta: dict[str, Any] = dict(meta or {})
+        #: The experiment the space is made for (model, data set, metric, trials, budget...).
+        self.spec = spec if spec is not None else ExperimentSpec.from_meta(meta)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """:attr:`spec` as a plain mapping (the YAML's keys), for code that reads ``meta``."""
+        return self.spec.to_meta()
+
+    @meta.setter
+    def meta(self, value: Mapping[str, Any] | None) -> None:
+        self.spec = ExperimentSpec.from_meta(value)
 
     # -- Mapping protocol ----------------------------------------------------------------
     def __getitem__(self, key: str) -> Param:
@@ -225,14 +238,15 @@ class SearchSpace(Mapping[str, Param]):
         name: str | None = None,
         description: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        spec: ExperimentSpec | None = None,
     ) -> SearchSpace:
         """Build a space from plain data: ``{name: {type: float, low: .., high: ..}, ...}``."""
         if not isinstance(params, Mapping):
             raise SpaceError(f"`params` must be a mapping of parameter names, got {params!r}.")
         built: dict[str, Param] = {}
-        for pname, spec in params.items():
-            built[str(pname)] = _param_from_dict(str(pname), spec)
-        return cls(built, name=name, description=description, meta=meta)
+        for pname, entry in params.items():
+            built[str(pname)] = _param_from_dict(str(pname), entry)
+        return cls(built, name=name, description=description, meta=meta, spec=spec)
 
 
 def _num(name: str, key: str, v: Any) -> Any:

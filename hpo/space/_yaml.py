@@ -10,6 +10,7 @@ import yaml
 
 from hpo.exceptions import SpaceError
 from hpo.space._space import SearchSpace
+from hpo.space._spec import ExperimentSpec
 
 __all__ = ["available_spaces", "load_space", "space_from_yaml"]
 
@@ -73,11 +74,12 @@ def space_from_yaml(text: str, source: str = "<string>") -> SearchSpace:
             raise SpaceError(f"{source}: missing the `params:` section.")
     meta = {k: v for k, v in data.items() if k not in {"params", "name", "description"}}
     try:
+        spec = ExperimentSpec.from_meta(meta)  # parsed once: everything but the parameters
         return SearchSpace.from_dict(
             params,
             name=data.get("name") or Path(source).stem,
             description=data.get("description"),
-            meta=meta,
+            spec=spec,
         )
     except SpaceError as e:
         raise SpaceError(f"{source}: {e}") from None

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpo.space import ExperimentSpec
 from hpo.trial import Direction, FrozenTrial, TrialState
 
 __all__ = ["Evaluation", "Store", "StudyRecord", "StudySummary"]
@@ -17,7 +18,13 @@ __all__ = ["Evaluation", "Store", "StudyRecord", "StudySummary"]
 @dataclass(frozen=True)
 class StudyRecord:
     """What a study was created with. Never changes after creation, but for ``user_attrs``:
-    a person's notes (:meth:`Store.annotate_study`)."""
+    a person's notes (:meth:`Store.annotate_study`).
+
+    ``pruner`` / ``pruner_options`` are the pruner it was made with (``None``: none stored).
+    ``meta`` is the free-form data kept with it; for code that read the pruner there, it also
+    holds ``{"pruner": {"name": ..., "options": ...}}`` when a pruner is stored. :attr:`spec`
+    reads the experiment (model, data set, metric, budget...) out of ``meta``.
+    """
 
     id: int
     name: str
@@ -29,6 +36,14 @@ class StudyRecord:
     created_at: _dt.datetime
     meta: Mapping[str, Any] = field(default_factory=dict)
     user_attrs: Mapping[str, Any] = field(default_factory=dict)
+    pruner: str | None = None
+    pruner_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> ExperimentSpec:
+        """The experiment the study was made for, read from ``meta`` (a value of the wrong
+        type stays in ``extra``: a stored study always opens)."""
+        return ExperimentSpec.from_meta(self.meta, strict=False)
 
 
 @dataclass(frozen=True)
@@ -98,8 +113,10 @@ class Store(abc.ABC):
         strategy_options: Mapping[str, Any],
         seed: int,
         meta: Mapping[str, Any],
+        pruner: str | None = None,
+        pruner_options: Mapping[str, Any] | None = None,
     ) -> StudyRecord:
-        """Create a study.
+        """Create a study; ``pruner`` and its options are stored next to the strategy's.
 
         Raises:
             DuplicatedStudyError: a study named ``name`` exists already.

@@ -12,7 +12,7 @@ from hpo.exceptions import StorageError
 __all__ = ["HEAD", "current_revision", "upgrade"]
 
 _DIR = Path(__file__).with_name("migrations")
-HEAD = "0002"
+HEAD = "0003"
 _PG_LOCK_KEY = 0x68706F  # "hpo": serialises concurrent first-time migrations on PostgreSQL
 
 

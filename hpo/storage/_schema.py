@@ -84,6 +84,10 @@ studies = Table(
     Column("created_at", DateTime, nullable=False),
     Column("meta", JSONText, nullable=False),
     Column("user_attrs", JSONText, nullable=False),
+    # The pruner the study was made with, next to its strategy (migration 0003). NULL: none
+    # stored (a pruner object of the user's own, or a study from before pruners were stored).
+    Column("pruner", String(64), nullable=True),
+    Column("pruner_options", JSONText, nullable=True),
 )
 
 trials = Table(

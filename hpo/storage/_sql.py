@@ -253,6 +253,10 @@ class SQLStore(Store):
     # -- studies -------------------------------------------------------------------------
     @staticmethod
     def _study(row: Any) -> StudyRecord:
+        meta = dict(row.meta or {})
+        pruner_options = dict(row.pruner_options or {})
+        if row.pruner is not None:  # where readers of ``meta`` found it before migration 0003
+            meta["pruner"] = {"name": row.pruner, "options": pruner_options}
         return StudyRecord(
             id=row.id,
             name=row.name,
@@ -262,8 +266,10 @@ class SQLStore(Store):
             strategy_options=MappingProxyType(row.strategy_options or {}),
             seed=row.seed,
             created_at=row.created_at.replace(tzinfo=_dt.timezone.utc),
-            meta=MappingProxyType(row.meta or {}),
+            meta=MappingProxyType(meta),
             user_attrs=MappingProxyType(row.user_attrs or {}),
+            pruner=row.pruner,
+            pruner_options=MappingProxyType(pruner_options),
         )
 
     def create_study(
@@ -276,6 +282,8 @@ class SQLStore(Store):
         strategy_options: Mapping[str, Any],
         seed: int,
         meta: Mapping[str, Any],
+        pruner: str | None = None,
+        pruner_options: Mapping[str, Any] | None = None,
     ) -> StudyRecord:
         try:
             with self._tx("create a study", write=True) as conn:
@@ -288,8 +296,11 @@ class SQLStore(Store):
                         strategy_options=dict(strategy_options),
                         seed=seed,
                         created_at=utcnow(),
-                        meta=dict(meta),
+                        # the pruner goes in its columns (the record's meta shows it again)
+                        meta={k: v for k, v in meta.items() if pruner is None or k != "pruner"},
                         user_attrs={},
+                        pruner=pruner,
+                        pruner_options=None if pruner is None else dict(pruner_options or {}),
                     )
                 )
         except StorageError as e:

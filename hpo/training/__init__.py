@@ -2,7 +2,7 @@
 
 ``train_and_evaluate(trial, model=..., data=...)`` builds the model from ``trial.params``,
 trains it with the optimiser the params choose, reports validation accuracy each epoch and
-returns the best. ``make_objective(space.meta)`` wraps it for a named space.
+returns the best. ``make_objective(space.spec)`` wraps it for a named space.
 ``evaluate_study(study)`` retrains the best configuration on train + validation, tests it on
 the test split the search never saw and stores the result; ``load_model(path)`` rebuilds a
 saved final model.

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from hpo.exceptions import SpaceError
-from hpo.models.params import get_bool, get_choice, get_float, get_int
+from hpo.space._values import get_bool, get_choice, get_float, get_int
 
 __all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainConfig", "make_optimizer", "make_scheduler"]
 

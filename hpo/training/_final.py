@@ -232,7 +232,7 @@ def evaluate_study(
     """Train, test and store the final model of ``study``'s best completed trial.
 
     Args:
-        study: An :class:`hpo.Study` made for a named space (its meta names ``model``).
+        study: An :class:`hpo.Study` made for a named space (its spec names a ``model``).
         data: The data the search used (default: loaded as the search loaded it, from
             ``data_dir`` or the default sources, with the study's seed and budget).
         device: Training device; default cuda when available, else cpu.
@@ -247,8 +247,8 @@ def evaluate_study(
     """
     from ._objective import make_objective
 
-    meta = dict(study.record.meta)
-    kind = meta.get("model")
+    spec = study.record.spec
+    kind = spec.model
     if not kind:
         raise HpoError(
             f"study {study.name!r} has no model to evaluate: it ran a custom objective "
@@ -257,8 +257,8 @@ def evaluate_study(
     trial = study.best_trial
     seed = int(study.record.seed)
     if data is None:
-        data = make_objective(meta, data_dir=data_dir, device=device, seed=seed).data
-    budget = meta.get("budget") or {}
+        data = make_objective(spec, data_dir=data_dir, device=device, seed=seed).data
+    budget = spec.budget or {}
     trial_epochs = int(trial.params.get("epochs", budget.get("epochs") or 3))
     epochs = _best_epochs(trial, trial_epochs) if retrain else trial_epochs
     final = train_final(

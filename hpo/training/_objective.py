@@ -1,10 +1,10 @@
-"""An objective for a named space: its meta says which model, data set and budget to use.
+"""An objective for a named space: its spec says which model, data set and budget to use.
 
 Rules of :func:`make_objective`:
-    * ``space_meta`` is a named space's meta (``hpo.load_space(...).meta``): ``model`` (a key of
-      ``hpo.models.MODELS``, required), ``dataset`` ("mnist", the default), ``metric``
-      ("val_accuracy", the default; nothing else is measured), ``budget`` with ``epochs``
-      (default 3) and ``max_train_images`` (null = all).
+    * ``space_meta`` is a named space's spec (``hpo.load_space(...).spec``) or meta:
+      ``model`` (a key of ``hpo.models.MODELS``, required), ``dataset`` ("mnist", the
+      default), ``metric`` ("val_accuracy", the default; nothing else is measured), ``budget``
+      with ``epochs`` (default 3) and ``max_train_images`` (null = all).
     * A trial's own ``epochs`` param, when the space searches it, wins over the budget's.
     * The data are loaded once per process and argument set (every objective made with the same
       ``data_dir``, budget and seed shares one copy); the source is logged once (DEBUG level,
@@ -26,7 +26,8 @@ import torch
 from hpo.data import MnistData, load_mnist
 from hpo.exceptions import SpaceError
 from hpo.models import MODELS
-from hpo.models.params import get_int
+from hpo.space import ExperimentSpec
+from hpo.space._values import get_int
 
 from ._config import DEFAULT_EPOCHS
 from ._loop import train_and_evaluate
@@ -91,16 +92,17 @@ class Objective:
 
 
 def make_objective(
-    space_meta: Mapping[str, Any],
+    space_meta: ExperimentSpec | Mapping[str, Any],
     *,
     data_dir: str | Path | None = None,
     device: str | torch.device | None = None,
     seed: int = 0,
 ) -> Objective:
-    """An objective for the space whose meta is ``space_meta``; loads the data now.
+    """An objective for the experiment ``space_meta``; loads the data now.
 
     Args:
-        space_meta: The named space's meta: ``model``, ``dataset``, ``metric``, ``budget``.
+        space_meta: The named space's :class:`~hpo.space.ExperimentSpec` (``space.spec``) or
+            its meta as a mapping: ``model``, ``dataset``, ``metric``, ``budget``.
         data_dir: A folder of MNIST IDX files; default: cache, download, or embedded set.
         device: Training device; default cuda when available, else cpu.
         seed: Seed of the train/validation split and base seed of every trial's run.
@@ -109,18 +111,21 @@ def make_objective(
         SpaceError: the meta names an unknown model, data set or metric, or a bad budget.
         DataError: ``data_dir`` is unusable.
     """
-    model = space_meta.get("model")
+    spec = (
+        space_meta
+        if isinstance(space_meta, ExperimentSpec)
+        else ExperimentSpec.from_meta(space_meta)
+    )
+    model = spec.model
     if model not in MODELS:
         raise SpaceError(f"space meta 'model': must be one of {sorted(MODELS)}, got {model!r}.")
-    dataset = space_meta.get("dataset", "mnist")
+    dataset = spec.dataset or "mnist"
     if dataset not in DATASETS:
         raise SpaceError(f"space meta 'dataset': must be one of {list(DATASETS)}, got {dataset!r}.")
-    metric = space_meta.get("metric", "val_accuracy")
+    metric = spec.metric or "val_accuracy"
     if metric not in METRICS:
         raise SpaceError(f"space meta 'metric': must be one of {list(METRICS)}, got {metric!r}.")
-    budget = space_meta.get("budget") or {}
-    if not isinstance(budget, Mapping):
-        raise SpaceError(f"space meta 'budget': must be a mapping, got {budget!r}.")
+    budget = spec.budget or {}
     epochs = get_int(budget, "epochs", 1, 10000, DEFAULT_EPOCHS)
     max_train = None
     if budget.get("max_train_images") is not None:
