@@ -426,7 +426,7 @@ def _run_study(
             fn,
             timeout=timeout,
             max_trials=total,
-            callbacks=[bar.on_trial] if progress else [],
+            observers=[bar] if progress else [],
             executor=executor,
         )
         outcome = "FINISHED"
