@@ -10,6 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from hpo._observer import Observer
 from hpo.trial import Direction, FrozenTrial, TrialState
 
 if TYPE_CHECKING:
@@ -28,8 +29,9 @@ def format_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-class Progress:
-    """Observer of one ``optimize`` call (see ``Study.optimize(show_progress=True)``)."""
+class Progress(Observer):
+    """Observer of one ``optimize`` call (see ``Study.optimize(show_progress=True)``): pass
+    it in ``observers=``, :meth:`start` it before and :meth:`close` it after."""
 
     def __init__(
         self,
@@ -62,10 +64,23 @@ class Progress:
         except Exception:
             self.best = None
 
+    @classmethod
+    def for_run(
+        cls, study: Study, n_trials: int | None, timeout: float | None, max_trials: int | None
+    ) -> Progress:
+        """The display of an ``optimize`` call: its total is what is left of ``max_trials``
+        (interrupted trials not counted), at most ``n_trials``."""
+        progress = cls(study, total=n_trials, timeout=timeout)
+        if max_trials is not None:
+            n_done = sum(1 for t in study.get_trials() if not t.interrupted)
+            progress.total = max(0, max_trials - n_done)
+            if n_trials is not None:
+                progress.total = min(progress.total, n_trials)
+        return progress
+
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        self.study._report_listeners.append(self.on_report)
-        self.study._start_listeners.append(self.on_start)
+        """Show the display (a rich bar on a terminal; plain lines need no start)."""
         if not self.interactive:
             return
         from rich.console import Console
@@ -86,26 +101,28 @@ class Progress:
         )
 
     def stop(self) -> None:
-        if self.on_report in self.study._report_listeners:
-            self.study._report_listeners.remove(self.on_report)
-        if self.on_start in self.study._start_listeners:
-            self.study._start_listeners.remove(self.on_start)
         if self._live is not None:
             self._live.update(self._task, status=self._status(final=True))
             self._live.stop()
             self._live = None
 
+    def close(self) -> None:
+        self.stop()
+
     # -- events --------------------------------------------------------------------------
-    def on_start(self, trial: Trial) -> None:
+    def on_trial_start(self, study: Study, trial: Trial) -> None:
         self.running, self.step = trial, None
         self.in_flight.add(trial.number)
         self._refresh()
 
-    def on_report(self, trial: Trial, step: int, value: float) -> None:
+    def on_report(self, study: Study, trial: Trial, step: int, value: float) -> None:
         self.running, self.step = trial, step
         self._refresh()
 
-    def on_trial(self, study: Study, trial: FrozenTrial) -> None:
+    def on_trial_end(self, study: Study, frozen: FrozenTrial, trial: Trial | None) -> None:
+        self._ended(study, frozen)
+
+    def _ended(self, study: Study, trial: FrozenTrial) -> None:
         self.running = None
         self.in_flight.discard(trial.number)
         if trial.interrupted:

@@ -365,7 +365,7 @@ def _search(
             fn,
             timeout=timeout,
             max_trials=total,
-            callbacks=[bar.on_trial] if progress else [],
+            observers=[bar] if progress else [],
             executor=executor,
         )
         outcome = "FINISHED"

@@ -10,14 +10,13 @@ import re
 import secrets
 import socket
 import threading
-import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from hpo._observer import Observer
 from hpo.exceptions import (
     DuplicatedStudyError,
     HpoError,
@@ -25,14 +24,17 @@ from hpo.exceptions import (
     SpaceError,
     StorageError,
     StudyMismatchError,
-    TrialPruned,
 )
+from hpo.executors import _recovery
+from hpo.executors._base import Executor
+from hpo.executors._inprocess import InProcessExecutor
+from hpo.executors._runner import read_trial, trial_ended
 from hpo.pruners import BasePruner, Pruner, epoch_budget, get_pruner
 from hpo.space import Param, SearchSpace, load_space
 from hpo.storage import Evaluation, Store, StudyRecord, StudySummary, get_store, mask_url
 from hpo.strategies import Strategy, get_strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
-from hpo.trial._checkpoints import Checkpointing, default_checkpoint_dir
+from hpo.trial._checkpoints import Checkpointing, clean_checkpoints, default_checkpoint_dir
 from hpo.trial._trial import Trial, check_value
 
 __all__ = [
@@ -52,27 +54,6 @@ log = logging.getLogger("hpo")
 
 Objective = Callable[[Trial], Any]
 Callback = Callable[["Study", FrozenTrial], None]
-
-
-class Executor(Protocol):
-    """Runs a study's trials somewhere (see :mod:`hpo.executors`)."""
-
-    def run(
-        self,
-        study: Study,
-        objective: Objective,
-        *,
-        n_trials: int | None,
-        timeout: float | None,
-        max_trials: int | None,
-        callbacks: Iterable[Callback],
-    ) -> None: ...
-
-
-class Observer(Protocol):
-    """Watches a study (the MLflow tracker is one). Failures are logged, never fatal."""
-
-    def on_trial_end(self, study: Study, frozen: FrozenTrial, trial: Trial | None) -> None: ...
 
 
 class Study:
@@ -102,12 +83,7 @@ class Study:
         self.pruner = pruner
         self._finished: dict[int, FrozenTrial] = {}  # finished trials never change: cache them
         self._lock = threading.Lock()
-        self._running: set[int] = set()
-        self._hb_stop: threading.Event | None = None
-        # Called as listener(trial, step, value) after each trial.report (progress display).
-        self._report_listeners: list[Callable[[Trial, int, float], None]] = []
-        # Called as listener(trial) when a trial of this process starts running.
-        self._start_listeners: list[Callable[[Trial], None]] = []
+        #: What hears about this study's trials (the MLflow tracker...): see :class:`Observer`.
         self.observers: list[Observer] = []
         #: Where and how often trials keep checkpoints (see "Surviving interruptions" in the
         #: README): by default next to a SQLite file store, none for in-memory and PostgreSQL
@@ -281,8 +257,6 @@ class Study:
             # (fixed params, a lock wait that timed out): then propose again.
             trial_id = self._store.add_trial(self._record.id, number, proposal, system_attrs=system)
             if trial_id is not None:
-                with self._lock:
-                    self._running.add(trial_id)
                 return Trial(self, trial_id, number, proposal)
         raise StorageError(f"could not allocate a trial number in study {self.name!r}.")
 
@@ -323,13 +297,11 @@ class Study:
         ok = self._store.finish_trial(
             trial_id, st, value=v, error=error if st is TrialState.FAILED else None
         )
-        with self._lock:
-            self._running.discard(trial_id)
         if not ok:
             raise HpoError(f"trial {number} of study {self.name!r} has already finished.")
-        frozen = self._read_trial(number)
+        frozen = read_trial(self, number)
         self.clean_checkpoints()
-        self._notify(frozen, trial if isinstance(trial, Trial) else None)
+        trial_ended(self, frozen, trial if isinstance(trial, Trial) else None)
         return frozen
 
     # -- checkpoints ---------------------------------------------------------------------
@@ -337,136 +309,17 @@ class Study:
         """Delete the checkpoints of finished trials except those of the best
         ``checkpointing.best`` completed ones; the numbers of the trials whose checkpoints
         went. Interrupted trials keep theirs (they resume from them). ``tell`` calls this."""
-        settings = self.checkpointing
-        if settings is None:
+        if self.checkpointing is None:
             return []
-        trials = self.get_trials(cached=True)
+        return clean_checkpoints(self, self.checkpointing, self._ckpt_cleaned)
 
-        def files(t: FrozenTrial) -> bool:
-            info = t.system_attrs.get("checkpoint")
-            return isinstance(info, Mapping) and bool(info.get("files"))
-
-        finished = [
-            t
-            for t in trials
-            if t.state.is_finished
-            and not t.interrupted
-            and files(t)
-            and t.number not in self._ckpt_cleaned
-        ]
-        if not finished:
-            return []
-        complete = [t for t in trials if t.state is TrialState.COMPLETE and files(t)]
-        sign = -1.0 if self.direction is Direction.MAXIMIZE else 1.0
-        complete.sort(key=lambda t: (sign * float(t.value or 0.0), t.number))
-        keep = {t.number for t in complete[: settings.best]}
-        gone = []
-        for t in finished:
-            if t.number in keep:
-                continue
-            info = dict(t.system_attrs["checkpoint"])
-            try:
-                Checkpointing.remove_tree(str(info["dir"]))
-                self._store.annotate_trial(
-                    int(t.system_attrs["trial_id"]),
-                    {"checkpoint": {**info, "files": [], "deleted": True}},
-                )
-            except Exception as e:  # a full or gone location: tried again next time
-                log.warning("could not delete the checkpoints of trial %d: %s", t.number, e)
-                continue
-            self._ckpt_cleaned.add(t.number)
-            gone.append(t.number)
-        return gone
-
+    # -- interrupted trials (see hpo.executors._recovery) ---------------------------------
     def resume_interrupted(self, max_trials: int | None = None) -> Trial | None:
         """Take over an interrupted trial that has a checkpoint, if there is one (and the
         study holds fewer than ``max_trials`` trials): it runs again with the same number,
         params and seed, and its objective resumes from ``trial.last_checkpoint()``.
         None when there is nothing to resume (or this study keeps no checkpoints)."""
-        if self.checkpointing is None:
-            return None
-        failed = self._store.get_trials(self._record.id, states=[TrialState.FAILED])
-        candidates = [t for t in failed if t.interrupted and _resumable(t)]
-        if not candidates:
-            return None
-        if max_trials is not None:
-            interrupted = sum(1 for t in failed if t.interrupted)
-            if self._store.count_trials(self._record.id) - interrupted >= max_trials:
-                return None
-        for t in candidates:
-            trial = self._resume(t)
-            if trial is not None:
-                return trial
-        return None
-
-    def _resume(self, frozen: FrozenTrial) -> Trial | None:
-        """Put the interrupted ``frozen`` back to running in this process; None when another
-        process took it first or its checkpoint is gone."""
-        info = dict(frozen.system_attrs.get("checkpoint") or {})
-        files = list(info.get("files") or [])
-        if not files or self.checkpointing is None:  # --no-checkpoints: start over
-            return None
-        try:
-            if not Checkpointing.exists(str(info["dir"]), files[-1]):
-                log.warning(
-                    "trial %d cannot resume: its checkpoint %s is gone", frozen.number, files[-1]
-                )
-                return None
-        except Exception as e:  # an unreachable location: run new trials instead
-            log.warning("trial %d cannot resume: %s", frozen.number, e)
-            return None
-        step = int(info.get("step", 0))
-        history = list(frozen.system_attrs.get("resumed") or [])
-        history.append(
-            {
-                "step": step,
-                "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "host": socket.gethostname(),
-                "error": frozen.error,
-            }
-        )
-        trial_id = int(frozen.system_attrs["trial_id"])
-        system = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "interrupted": False,
-            "resumed": history,
-        }
-        if not self._store.resume_trial(trial_id, system):
-            return None
-        with self._lock:
-            self._running.add(trial_id)
-        log.warning(
-            "resuming trial %d from its checkpoint of step %d (%s)",
-            frozen.number,
-            step,
-            frozen.error,
-        )
-        return Trial(
-            self,
-            trial_id,
-            frozen.number,
-            frozen.params,
-            intermediate=frozen.intermediate,
-            user_attrs=frozen.user_attrs,
-            checkpoint=info,
-            resumed_from=step,
-        )
-
-    def _notify(
-        self,
-        frozen: FrozenTrial,
-        trial: Trial | None,
-        observers: Sequence[Observer] | None = None,
-    ) -> None:
-        # The trial is stored before any observer hears of it: an observer can fail (a
-        # tracking server down) without losing anything. (`observers`: others than the
-        # study's, such as a Ray driver's trackers for trials whose worker died.)
-        for obs in list(self.observers if observers is None else observers):
-            try:
-                obs.on_trial_end(self, frozen, trial)
-            except Exception as e:
-                log.warning("%s failed on trial %d: %s", type(obs).__name__, frozen.number, e)
+        return _recovery.resume_interrupted(self, max_trials)
 
     def _resolve(self, trial: Trial | int) -> tuple[int, int]:
         if isinstance(trial, Trial):
@@ -480,17 +333,11 @@ class Study:
         if isinstance(trial, Trial):
             iv = trial.intermediate
         else:
-            iv = self._read_trial(int(trial)).intermediate
+            iv = read_trial(self, int(trial)).intermediate
         if not iv:
             return None
         v = iv[max(iv)]
         return v if np.isfinite(v) else None
-
-    def _read_trial(self, number: int) -> FrozenTrial:
-        t = self._store.get_trial(self._record.id, number)
-        if t is not None:
-            return t
-        raise HpoError(f"study {self.name!r} has no trial {number}.")
 
     def fail_orphaned_trials(self) -> list[int]:
         """Fail running trials whose process on this machine is gone; their numbers.
@@ -500,40 +347,11 @@ class Study:
         seconds for their heartbeats to age: a rerun on the same machine sees at once that the
         process no longer exists and marks them interrupted.
         """
-        here = socket.gethostname()
-        numbers = []
-        for t in self._store.get_trials(self._record.id, states=[TrialState.RUNNING]):
-            attrs = t.system_attrs
-            pid = attrs.get("pid")
-            if attrs.get("host") != here or not isinstance(pid, int) or _alive(pid):
-                continue
-            if t.trial_id is not None and self._store.finish_trial(
-                t.trial_id,
-                TrialState.FAILED,
-                error=f"interrupted: the process that ran this trial (pid {pid}) stopped",
-                system_attrs={"interrupted": True},
-            ):
-                numbers.append(t.number)
-        return numbers
-
-    def _started(self, trial: Trial) -> None:
-        for listener in list(self._start_listeners):
-            listener(trial)
-
-    def _track_running(self, trial_id: int) -> None:
-        """Keep this trial's heartbeat going from this process."""
-        with self._lock:
-            self._running.add(trial_id)
-
-    def _forget_running(self, trial_id: int) -> None:
-        with self._lock:
-            self._running.discard(trial_id)
+        return _recovery.fail_orphaned_trials(self)
 
     def fail_stale_trials(self, older_than_seconds: float | None = None) -> list[int]:
         """Fail running trials whose process stopped sending heartbeats; their numbers."""
-        age = self.stale_after if older_than_seconds is None else older_than_seconds
-        cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=age)
-        return self._store.fail_stale_trials(self._record.id, cutoff)
+        return _recovery.fail_stale_trials(self, older_than_seconds)
 
     def recover_orphans(self) -> list[int]:
         """Mark interrupted every running trial whose process is gone; their numbers.
@@ -544,10 +362,7 @@ class Study:
         (see "Resuming" in the README). ``optimize`` calls this first; a caller that counts
         what is done (the CLI's resume line) calls it before counting.
         """
-        stale = sorted(self.fail_orphaned_trials() + self.fail_stale_trials())
-        if stale:
-            log.warning("marked trial(s) %s failed: their process stopped (interrupted)", stale)
-        return stale
+        return _recovery.recover_orphans(self)
 
     # -- the loop ------------------------------------------------------------------------
     def optimize(
@@ -560,6 +375,7 @@ class Study:
         show_progress: bool = False,
         max_trials: int | None = None,
         executor: Executor | None = None,
+        observers: Iterable[Observer] = (),
     ) -> None:
         """Run ``objective`` on new trials: one after another in this process, or in parallel
         with an ``executor`` such as :class:`hpo.executors.RayExecutor`.
@@ -573,133 +389,24 @@ class Study:
         (interrupted ones not counted), whoever ran them: the budget of a resumable run.
         With an executor, ``n_trials`` counts trials started by this call and trials in
         flight when the timeout passes are finished first.
+
+        ``callbacks`` (``f(study, frozen)`` after each trial; an exception stops the study)
+        and ``observers`` hear this call's trials: they join :attr:`observers` until it
+        returns. ``show_progress`` adds a progress display.
         """
-        if n_trials is not None and (isinstance(n_trials, bool) or n_trials < 0):
-            raise HpoError(f"n_trials must be a non-negative integer, got {n_trials!r}.")
-        if n_trials is None and timeout is None and max_trials is None:
-            log.info("optimize without n_trials or timeout runs until the search is exhausted")
-        self.recover_orphans()
-        callbacks = list(callbacks)
-        progress = None
-        if show_progress:
-            from hpo._progress import Progress
-
-            progress = Progress(self, total=n_trials, timeout=timeout)
-            if max_trials is not None:
-                n_done = sum(1 for t in self.get_trials() if not t.interrupted)
-                progress.total = max(0, max_trials - n_done)
-                if n_trials is not None:
-                    progress.total = min(progress.total, n_trials)
-            callbacks.append(progress.on_trial)
-        start = time.monotonic()
-        done = 0
-        self._start_heartbeat()
-        try:
-            if progress is not None:
-                progress.start()
-            if executor is not None:
-                executor.run(
-                    self,
-                    objective,
-                    n_trials=n_trials,
-                    timeout=timeout,
-                    max_trials=max_trials,
-                    callbacks=callbacks,
-                )
-                return
-            while n_trials is None or done < n_trials:
-                if timeout is not None and time.monotonic() - start >= timeout:
-                    break
-                try:
-                    trial = self.resume_interrupted(max_trials) or self.ask(max_trials=max_trials)
-                except SearchExhausted as e:
-                    log.debug("%s", e)
-                    break
-                self._started(trial)
-                frozen = self._run_one(objective, trial)
-                done += 1
-                for cb in callbacks:
-                    cb(self, frozen)
-        finally:
-            self._stop_heartbeat()
-            if progress is not None:
-                progress.stop()
-
-    def _run_one(self, objective: Objective, trial: Trial) -> FrozenTrial:
-        try:
-            value = objective(trial)
-        except TrialPruned:
-            return self.tell(trial, state=TrialState.PRUNED)
-        except KeyboardInterrupt:
-            with contextlib.suppress(Exception, KeyboardInterrupt):
-                trial.wait_checkpoints()
-            self._store.finish_trial(
-                trial.trial_id,
-                TrialState.FAILED,
-                error="interrupted: stopped by Ctrl-C",
-                system_attrs={"interrupted": True},
-            )
-            with self._lock:
-                self._running.discard(trial.trial_id)
-            with contextlib.suppress(Exception, KeyboardInterrupt):
-                self._notify(self._read_trial(trial.number), trial)
-            raise
-        except StorageError:
-            raise
-        except Exception as e:
-            tb = traceback.format_exc(limit=-8)
-            message = f"{type(e).__name__}: {e}"
-            log.warning("trial %d failed: %s", trial.number, message)
-            with contextlib.suppress(HpoError):
-                trial.set_system_attrs({"traceback": tb})
-            return self.tell(trial, state=TrialState.FAILED, error=message)
-        frozen = self.tell(trial, value)
-        if frozen.state is TrialState.FAILED:
-            log.warning("trial %d failed: %s", trial.number, frozen.error)
-        return frozen
-
-    # -- heartbeats ----------------------------------------------------------------------
-    def _start_heartbeat(self) -> None:
-        if self._hb_stop is not None:
-            return
-        stop = threading.Event()
-        self._hb_stop = stop
-
-        def beat() -> None:
-            while not stop.wait(self.heartbeat_interval):
-                with self._lock:
-                    ids = list(self._running)
-                try:
-                    self._store.heartbeat(ids)
-                except HpoError as e:  # a missed beat is not worth a dead study
-                    log.warning("heartbeat failed: %s", e)
-
-        threading.Thread(target=beat, name="hpo-heartbeat", daemon=True).start()
-
-    def _stop_heartbeat(self) -> None:
-        if self._hb_stop is not None:
-            self._hb_stop.set()
-            self._hb_stop = None
+        (executor or InProcessExecutor()).run(
+            self,
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            max_trials=max_trials,
+            callbacks=callbacks,
+            observers=observers,
+            show_progress=show_progress,
+        )
 
 
 # -- making and reopening studies ---------------------------------------------------------
-
-
-def _resumable(t: FrozenTrial) -> bool:
-    info = t.system_attrs.get("checkpoint")
-    return isinstance(info, Mapping) and bool(info.get("files"))
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 def _as_space(space: SearchSpace | Mapping[str, Any] | str | Path) -> SearchSpace:

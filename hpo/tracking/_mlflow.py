@@ -58,6 +58,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from hpo._observer import Observer
 from hpo.trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def _ms(t: Any) -> int | None:
     return None if t is None else int(t.timestamp() * 1000)
 
 
-class MlflowTracker:
+class MlflowTracker(Observer):
     """Mirror a study's trials to MLflow (see the module docstring for the mapping).
 
     Args:

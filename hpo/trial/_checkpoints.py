@@ -16,16 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import posixpath
 import secrets
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.exceptions import HpoError
+from hpo.trial._state import Direction, TrialState
 
-__all__ = ["MIN_FREE_BYTES", "Checkpointing", "default_checkpoint_dir"]
+if TYPE_CHECKING:
+    from hpo.study import Study
+    from hpo.trial._frozen import FrozenTrial
+
+__all__ = ["MIN_FREE_BYTES", "Checkpointing", "clean_checkpoints", "default_checkpoint_dir"]
+
+log = logging.getLogger("hpo")
 
 #: A local checkpoint location with less free space than this is refused at start.
 MIN_FREE_BYTES = 64 * 1024 * 1024
@@ -213,3 +222,44 @@ class Checkpointing:
             return False
         fs.rm(root, recursive=True)
         return True
+
+
+def clean_checkpoints(study: Study, settings: Checkpointing, cleaned: set[int]) -> list[int]:
+    """Delete the checkpoints of ``study``'s finished trials except those of the best
+    ``settings.best`` completed ones (see :meth:`hpo.study.Study.clean_checkpoints`); the
+    numbers of the trials whose checkpoints went, which join ``cleaned`` (skipped next time).
+    """
+    trials = study.get_trials(cached=True)
+
+    def files(t: FrozenTrial) -> bool:
+        info = t.system_attrs.get("checkpoint")
+        return isinstance(info, Mapping) and bool(info.get("files"))
+
+    finished = [
+        t
+        for t in trials
+        if t.state.is_finished and not t.interrupted and files(t) and t.number not in cleaned
+    ]
+    if not finished:
+        return []
+    complete = [t for t in trials if t.state is TrialState.COMPLETE and files(t)]
+    sign = -1.0 if study.direction is Direction.MAXIMIZE else 1.0
+    complete.sort(key=lambda t: (sign * float(t.value or 0.0), t.number))
+    keep = {t.number for t in complete[: settings.best]}
+    gone = []
+    for t in finished:
+        if t.number in keep:
+            continue
+        info = dict(t.system_attrs["checkpoint"])
+        try:
+            Checkpointing.remove_tree(str(info["dir"]))
+            study.store.annotate_trial(
+                int(t.system_attrs["trial_id"]),
+                {"checkpoint": {**info, "files": [], "deleted": True}},
+            )
+        except Exception as e:  # a full or gone location: tried again next time
+            log.warning("could not delete the checkpoints of trial %d: %s", t.number, e)
+            continue
+        cleaned.add(t.number)
+        gone.append(t.number)
+    return gone

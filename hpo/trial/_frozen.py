@@ -8,7 +8,12 @@ from typing import Any
 
 from hpo.trial._state import TrialState
 
-__all__ = ["FrozenTrial"]
+__all__ = ["INTERRUPTED_ATTR", "FrozenTrial"]
+
+#: The system attribute that marks a FAILED trial as interrupted (see
+#: :attr:`FrozenTrial.interrupted`); written by ``hpo.executors._recovery.mark_interrupted``.
+#: A plain attribute, not a state of its own, so stores written before it read as they are.
+INTERRUPTED_ATTR = "interrupted"
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -59,4 +64,7 @@ class FrozenTrial:
 
     @property
     def interrupted(self) -> bool:
-        return bool(self.system_attrs.get("interrupted", False))
+        """Whether the trial stopped by no doing of its own (Ctrl-C, its process or worker
+        gone): a FAILED trial that counts neither in the budget nor for the model, and may
+        resume from its checkpoint. The one way every part of hpo reads it."""
+        return bool(self.system_attrs.get(INTERRUPTED_ATTR, False))

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from hpo._observer import notify
 from hpo.exceptions import HpoError
 from hpo.trial._checkpoints import Checkpointing
 
@@ -94,9 +95,13 @@ class Trial:
         except (TypeError, ValueError):
             raise HpoError(f"trial.report: value must be a number, got {value!r}.") from None
         self._intermediate[int(step)] = v
-        self._study._store.report(self._id, int(step), v)
-        for listener in list(self._study._report_listeners):
-            listener(self, int(step), v)
+        self._study.store.report(self._id, int(step), v)
+        study = self._study
+        notify(
+            study.observers,
+            lambda o: o.on_report(study, self, int(step), v),
+            f"trial {self.number}",
+        )
 
     def should_prune(self) -> bool:
         """Whether the study's pruner says to stop this trial now (False without a pruner)."""
@@ -110,14 +115,14 @@ class Trial:
         if not isinstance(key, str):
             raise HpoError(f"trial.set_user_attr: key must be a string, got {key!r}.")
         self._user_attrs[key] = value
-        self._study._store.set_trial_attrs(self._id, user={key: value})
+        self._study.store.set_trial_attrs(self._id, user={key: value})
 
     def set_user_attrs(self, attrs: Mapping[str, Any]) -> None:
         """Store several attributes in one write (e.g. all of an epoch's curves)."""
         if not all(isinstance(k, str) for k in attrs):
             raise HpoError("trial.set_user_attrs: keys must be strings.")
         self._user_attrs.update(attrs)
-        self._study._store.set_trial_attrs(self._id, user=dict(attrs))
+        self._study.store.set_trial_attrs(self._id, user=dict(attrs))
 
     def attach(self, name: str, obj: Any) -> None:
         """Keep an object with the live trial for observers (e.g. the trained model, which the
@@ -176,7 +181,7 @@ class Trial:
             files = [f for f in (self._ckpt or {}).get("files", []) if f != name] + [name]
             old, files = files[: -settings.keep], files[-settings.keep :]
             info = {"dir": trial_dir, "files": files, "step": step, "saved": self._saved() + 1}
-            self._study._store.set_trial_attrs(self._id, system={"checkpoint": info})
+            self._study.store.set_trial_attrs(self._id, system={"checkpoint": info})
             self._ckpt = info
             Checkpointing.remove(trial_dir, old)
         except Exception as e:
@@ -217,7 +222,7 @@ class Trial:
 
     def set_system_attrs(self, attrs: Mapping[str, Any]) -> None:
         """hpo's own bookkeeping (host, device, MLflow run id); not for objectives."""
-        self._study._store.set_trial_attrs(self._id, system=dict(attrs))
+        self._study.store.set_trial_attrs(self._id, system=dict(attrs))
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={dict(self.params)})"
