@@ -25,6 +25,7 @@ from hpo.storage import _migrate
 from hpo.storage._base import Evaluation, Store, StudyRecord, StudySummary
 from hpo.storage._schema import evaluations, studies, trial_values, trials
 from hpo.trial import Direction, FrozenTrial, TrialState
+from hpo.trial._frozen import INTERRUPTED_ATTR
 
 __all__ = ["SQLStore", "mask_url", "utcnow"]
 
@@ -632,7 +633,7 @@ class SQLStore(Store):
                         finished_at=utcnow(),
                         error="interrupted: the process running this trial stopped "
                         "(no heartbeat since it was last seen)",
-                        system_attrs={**(r.system_attrs or {}), "interrupted": True},
+                        system_attrs={**(r.system_attrs or {}), INTERRUPTED_ATTR: True},
                     )
                 )
         return [r.number for r in rows]
