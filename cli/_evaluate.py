@@ -13,8 +13,8 @@ from typing import Any
 
 import typer
 
-from hpo._run import REFERENCE, _pct, evaluation_lines
-from hpo._run import final_evaluation as _final_evaluation
+from hpo._evaluation import REFERENCE, _pct, evaluation_lines
+from hpo._evaluation import final_evaluation as _final_evaluation
 from hpo.cli._app import app, existing_storage, mlflow_uri_option, storage_option
 from hpo.cli._format import console
 from hpo.exceptions import HpoError
