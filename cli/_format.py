@@ -103,13 +103,14 @@ def trials_table(study: Any, trials: Sequence[FrozenTrial], limit: int | None = 
         if t.state is TrialState.FAILED and t.error:
             detail = f"{detail}  [red]{t.error[:160]}[/]"
         if t.state is TrialState.PRUNED and t.last_step is not None:
-            detail = f"{detail}  [yellow]pruned at step {t.last_step}[/]"
+            how = "paused" if t.paused else "pruned"
+            detail = f"{detail}  [yellow]{how} at step {t.last_step}[/]"
         resumed = resume_text(t)
         if resumed:
             detail = f"{detail}  [cyan]{resumed}[/]"
         table.add_row(
             str(t.number),
-            f"[{style}]{t.state.value}[/]",
+            f"[{style}]{'paused' if t.paused else t.state.value}[/]",
             "-" if t.value is None else f"{t.value:.6g}",
             _duration(t),
             *where_ran(t),
@@ -127,9 +128,16 @@ def resume_text(t: FrozenTrial) -> str:
     resumed = t.system_attrs.get("resumed")
     if not isinstance(resumed, list) or not resumed:
         return ""
-    saved = sum(int(r.get("step", 0)) for r in resumed if isinstance(r, dict))
-    times = "resumed" if len(resumed) == 1 else f"resumed {len(resumed)}x"
-    return f"{times}, {saved} epoch{'s' if saved != 1 else ''} saved"
+    runs = [r for r in resumed if isinstance(r, dict)]
+    saved = sum(int(r.get("step", 0)) for r in runs)
+    promoted = sum(1 for r in runs if r.get("promoted"))
+    parts = []
+    if len(runs) > promoted:
+        n = len(runs) - promoted
+        parts.append("resumed" if n == 1 else f"resumed {n}x")
+    if promoted:
+        parts.append("promoted" if promoted == 1 else f"promoted {promoted}x")
+    return f"{', '.join(parts)}, {saved} epoch{'s' if saved != 1 else ''} saved"
 
 
 def checkpoint_lines(t: FrozenTrial) -> list[str]:
@@ -142,8 +150,9 @@ def checkpoint_lines(t: FrozenTrial) -> list[str]:
         lines.append(f"checkpoint: step {info.get('step')} ({info.get('saved', 0)} saved): {where}")
     for r in t.system_attrs.get("resumed") or []:
         if isinstance(r, dict):
+            how = "promoted" if r.get("promoted") else "resumed"
             lines.append(
-                f"resumed from step {r.get('step')} at {r.get('at')} on {r.get('host')}"
+                f"{how} from step {r.get('step')} at {r.get('at')} on {r.get('host')}"
                 + (f" (after: {r['error']})" if r.get("error") else "")
             )
     text = resume_text(t)
@@ -172,7 +181,9 @@ def trial_text(t: FrozenTrial) -> str:
     """One trial in full, for ``hpo show STUDY --trial N``."""
     host, node, device = where_ran(t)
     lines = [
-        f"trial {t.number}: {t.state.value}" + (" (interrupted)" if t.interrupted else ""),
+        f"trial {t.number}: {t.state.value}"
+        + (" (interrupted)" if t.interrupted else "")
+        + (f" (paused at step {t.last_step})" if t.paused else ""),
         f"value: {'-' if t.value is None else f'{t.value:.6g}'}",
         f"started: {t.started_at:%Y-%m-%d %H:%M:%S} UTC" if t.started_at else "started: -",
         f"duration: {_duration(t)}",

@@ -46,6 +46,7 @@ from hpo.study import (
     load_study,
 )
 from hpo.trial import Direction, FrozenTrial, TrialState
+from hpo.trial._checkpoints import Checkpointing
 from hpo.trial._trial import Trial
 
 __version__ = "0.1.0"
@@ -56,6 +57,7 @@ __all__ = [
     "STRATEGIES",
     "STUDY_NAME_RULE",
     "Categorical",
+    "Checkpointing",
     "Direction",
     "DuplicatedStudyError",
     "ExperimentSpec",

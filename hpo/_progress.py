@@ -135,7 +135,8 @@ class Progress(Observer):
                     flush=True,
                 )
             return
-        self.done += 1
+        # A promoted trial (it paused at a rung and went on) was counted when it paused.
+        self.done += 0 if trial.promotions else 1
         if self.total is not None and self.done > self.total:
             # Trials of another process went stale during the run and were replaced here.
             self.total = self.done
@@ -161,11 +162,14 @@ class Progress(Observer):
                 what += f" value={trial.value:.6g}"
             if trial.state is TrialState.FAILED and trial.error:
                 what += f" ({trial.error[:120]})"
+            if trial.paused:
+                what = "paused"
             if trial.state is TrialState.PRUNED and trial.last_step is not None:
                 what += f" at step {trial.last_step}"
             resumed = trial.system_attrs.get("resumed")
             if isinstance(resumed, list) and resumed and isinstance(resumed[-1], dict):
-                what += f" (resumed from step {resumed[-1].get('step')})"
+                how = "promoted" if resumed[-1].get("promoted") else "resumed"
+                what += f" ({how} from step {resumed[-1].get('step')})"
             total = "?" if self.total is None else str(self.total)
             print(
                 f"[hpo] trial {trial.number} {what} | {self.done}/{total} done | "

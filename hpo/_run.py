@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.exceptions import HpoError, PrunerError, SpaceError, StudyNotFoundError
+from hpo.executors._runner import check_pause
 from hpo.pruners import BasePruner, Pruner, epoch_budget, get_pruner
 from hpo.space import SearchSpace, load_space
 from hpo.storage import Evaluation, Store, get_store, mask_url
@@ -181,6 +182,7 @@ def run_study(
     checkpointing = _checkpointing(
         url, checkpoint_dir, checkpoint_every, checkpoint_keep, checkpoint_best, checkpoints
     )  # an unwritable or full location fails here, before anything is stored
+    check_pause(prn, checkpointing)
     store = get_store(storage)
     created = not _has_study(store, name)
     if created:

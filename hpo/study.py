@@ -28,6 +28,7 @@ from hpo.storage import Evaluation, Store, StudyRecord, mask_url
 from hpo.strategies import Strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
 from hpo.trial._checkpoints import Checkpointing, clean_checkpoints, default_checkpoint_dir
+from hpo.trial._frozen import PAUSED_ATTR
 from hpo.trial._trial import Trial, check_value
 
 __all__ = [
@@ -130,6 +131,7 @@ class Study:
 
         ``cached=True`` reuses finished trials read before (their results never change, only
         hpo's bookkeeping such as the MLflow run id may): what ``ask`` uses to stay fast.
+        Interrupted and paused trials are read again each time: they may go on.
         """
         if not cached:
             out = self._store.get_trials(self._record.id)
@@ -142,7 +144,7 @@ class Study:
                 first_open += 1
             fresh = self._store.get_trials(self._record.id, min_number=first_open)
             for t in fresh:
-                if t.state.is_finished:
+                if t.state.is_finished and not (t.interrupted or t.paused):
                     self._finished[t.number] = t
             out = [self._finished[n] for n in range(first_open)] + fresh
         if states is not None:
@@ -287,8 +289,20 @@ class Study:
             st = TrialState.COMPLETE if reason is None else TrialState.FAILED
         if st is TrialState.FAILED and error is None:
             error = reason
+        system = None
+        if (
+            st is TrialState.PRUNED
+            and isinstance(trial, Trial)
+            and trial.pausing
+            and self.checkpointing is not None
+        ):
+            system = {PAUSED_ATTR: max(trial.intermediate, default=1)}
         ok = self._store.finish_trial(
-            trial_id, st, value=v, error=error if st is TrialState.FAILED else None
+            trial_id,
+            st,
+            value=v,
+            error=error if st is TrialState.FAILED else None,
+            system_attrs=system,
         )
         if not ok:
             raise HpoError(f"trial {number} of study {self.name!r} has already finished.")
@@ -313,6 +327,14 @@ class Study:
         params and seed, and its objective resumes from ``trial.last_checkpoint()``.
         None when there is nothing to resume (or this study keeps no checkpoints)."""
         return _recovery.resume_interrupted(self, max_trials)
+
+    def promote_paused(self) -> Trial | None:
+        """Take over a paused trial that its pruner now promotes (more trials have reached its
+        rung, and it ranks among the best ``1/reduction_factor`` there): it goes on from its
+        checkpoint with the same number, params and seed. None when no paused trial is
+        promotable (or the pruner never pauses). ``optimize`` asks this before every new
+        trial, so promotions come first, as in ASHA."""
+        return _recovery.promote_paused(self)
 
     def _resolve(self, trial: Trial | int) -> tuple[int, int]:
         if isinstance(trial, Trial):

@@ -6,6 +6,10 @@ worker gone. It is stored as FAILED with the system attribute ``interrupted`` se
 store's ``fail_stale_trials``, which marks trials whose heartbeat stopped in one statement),
 and cleared when it resumes. An interrupted trial counts neither in the budget nor for the
 model; one with a checkpoint resumes from it (same number, params and seed).
+
+A *paused* trial (a pruner with ``pause=True`` stopped it at a rung: PRUNED, with the system
+attribute ``paused``) goes on the same way when its pruner promotes it
+(:func:`promote_paused`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from hpo.trial import FrozenTrial, TrialState
 from hpo.trial._checkpoints import Checkpointing
-from hpo.trial._frozen import INTERRUPTED_ATTR
+from hpo.trial._frozen import INTERRUPTED_ATTR, PAUSED_ATTR
 
 if TYPE_CHECKING:
     from hpo.storage import Store
@@ -30,6 +34,7 @@ __all__ = [
     "fail_orphaned_trials",
     "fail_stale_trials",
     "mark_interrupted",
+    "promote_paused",
     "recover_orphans",
     "resume",
     "resume_interrupted",
@@ -102,10 +107,31 @@ def resume_interrupted(study: Study, max_trials: int | None = None) -> Trial | N
     return None
 
 
-def resume(study: Study, frozen: FrozenTrial) -> Trial | None:
-    """Put the interrupted ``frozen`` back to running in this process, to go on from its
-    last checkpoint; None when another process took it first, its checkpoint is gone or the
-    study keeps no checkpoints here."""
+def promote_paused(study: Study) -> Trial | None:
+    """Take over a paused trial that the study's pruner now promotes (see
+    :meth:`hpo.study.Study.promote_paused`); None when there is none. Trials paused at higher
+    rungs are looked at first (they are closest to the end), then the oldest."""
+    from hpo.pruners import BasePruner
+
+    pruner = study.pruner
+    if not isinstance(pruner, BasePruner) or not pruner.pauses or study.checkpointing is None:
+        return None
+    trials = study.get_trials(cached=True)
+    paused = [t for t in trials if t.paused and _resumable(t)]
+    paused.sort(key=lambda t: (-(t.last_step or 0), t.number))
+    for t in paused:
+        if not pruner.promotable(t, trials, direction=study.direction, seed=study.seed):
+            continue
+        trial = resume(study, t, promoted=True)
+        if trial is not None:
+            return trial
+    return None
+
+
+def resume(study: Study, frozen: FrozenTrial, *, promoted: bool = False) -> Trial | None:
+    """Put the interrupted (or, ``promoted``, the paused) ``frozen`` back to running in this
+    process, to go on from its last checkpoint; None when another process took it first, its
+    checkpoint is gone or the study keeps no checkpoints here."""
     from hpo.trial._trial import Trial
 
     info = dict(frozen.system_attrs.get("checkpoint") or {})
@@ -123,26 +149,34 @@ def resume(study: Study, frozen: FrozenTrial) -> Trial | None:
         return None
     step = int(info.get("step", 0))
     history = list(frozen.system_attrs.get("resumed") or [])
-    history.append(
-        {
-            "step": step,
-            "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "host": socket.gethostname(),
-            "error": frozen.error,
-        }
-    )
+    entry: dict[str, object] = {
+        "step": step,
+        "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "error": frozen.error,
+    }
+    if promoted:
+        entry["promoted"] = True
+    history.append(entry)
     trial_id = int(frozen.system_attrs["trial_id"])
     system = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         INTERRUPTED_ATTR: False,
+        PAUSED_ATTR: 0,
         "resumed": history,
     }
     if not study.store.resume_trial(trial_id, system):
         return None
-    log.warning(
-        "resuming trial %d from its checkpoint of step %d (%s)", frozen.number, step, frozen.error
-    )
+    if promoted:
+        log.info("promoting paused trial %d: it goes on from step %d", frozen.number, step)
+    else:
+        log.warning(
+            "resuming trial %d from its checkpoint of step %d (%s)",
+            frozen.number,
+            step,
+            frozen.error,
+        )
     return Trial(
         study,
         trial_id,

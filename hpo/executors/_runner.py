@@ -2,9 +2,9 @@
 
 * :func:`run_trial` runs one trial where it is: the objective, its heartbeat, its end told
   to the store (and so to the study's observers), Ctrl-C marked as an interruption.
-* :func:`drive` is ``Study.optimize``: it hands trials (resumed or new) to an executor until
-  ``n_trials``, ``timeout``, ``max_trials`` or the strategy says stop, collects them, retries
-  those whose worker died, and tells the observers.
+* :func:`drive` is ``Study.optimize``: it hands trials (promoted, resumed or new) to an
+  executor until ``n_trials``, ``timeout``, ``max_trials`` or the strategy says stop, collects
+  them, retries those whose worker died, and tells the observers.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from hpo._observer import CallbackObserver, Observer, notify
-from hpo.exceptions import HpoError, SearchExhausted, StorageError, TrialPruned
+from hpo.exceptions import HpoError, PrunerError, SearchExhausted, StorageError, TrialPruned
 from hpo.executors._recovery import mark_interrupted, resume
 from hpo.trial import FrozenTrial, TrialState
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from hpo.study import Study
     from hpo.trial._trial import Trial
 
-__all__ = ["Heartbeat", "drive", "read_trial", "run_trial", "trial_ended"]
+__all__ = ["Heartbeat", "check_pause", "drive", "read_trial", "run_trial", "trial_ended"]
 
 log = logging.getLogger("hpo")
 
@@ -149,6 +149,23 @@ def _run(study: Study, objective: Callable[[Trial], Any], trial: Trial) -> Froze
     return frozen
 
 
+def check_pause(pruner: object, checkpointing: object) -> None:
+    """A pruner that pauses trials needs checkpoints to let them go on.
+
+    Raises:
+        PrunerError: it pauses and the study keeps no checkpoints; the message says how to
+            give it some.
+    """
+    if getattr(pruner, "pauses", False) and checkpointing is None:
+        raise PrunerError(
+            f"pruner {getattr(pruner, 'name', pruner)!r} with pause=true lets paused trials go "
+            "on from their checkpoints, and this study keeps none (an in-memory or server "
+            "store without a checkpoint location, or checkpoints off); give it one "
+            "(--checkpoint-dir, or study.checkpointing = hpo.Checkpointing(DIR)) or drop "
+            "pause=true."
+        )
+
+
 def drive(
     executor: Executor,
     study: Study,
@@ -170,6 +187,7 @@ def drive(
         raise HpoError(f"n_trials must be a non-negative integer, got {n_trials!r}.")
     if n_trials is None and timeout is None and max_trials is None:
         log.info("optimize without n_trials or timeout runs until the search is exhausted")
+    check_pause(study.pruner, study.checkpointing)
     study.recover_orphans()
     mine: list[Observer] = [CallbackObserver(cb) for cb in callbacks] + list(observers)
     progress = None
@@ -219,18 +237,24 @@ def _loop(
     exhausted = False
     try:
         while True:
-            while len(outstanding) < executor.capacity and not exhausted:
-                if n_trials is not None and asked >= n_trials:
-                    break
+            while len(outstanding) < executor.capacity:
                 if timeout is not None and time.monotonic() - t0 >= timeout:
                     break
-                try:
-                    trial = study.resume_interrupted(max_trials) or study.ask(max_trials=max_trials)
-                except SearchExhausted as e:
-                    log.debug("%s", e)
-                    exhausted = True
-                    break
-                asked += 1
+                # A paused trial its pruner now promotes goes first; it is not a new trial,
+                # so promotions go on after the last new one (ASHA's rule).
+                trial = study.promote_paused()
+                if trial is None:
+                    if exhausted or (n_trials is not None and asked >= n_trials):
+                        break
+                    try:
+                        trial = study.resume_interrupted(max_trials) or study.ask(
+                            max_trials=max_trials
+                        )
+                    except SearchExhausted as e:
+                        log.debug("%s", e)
+                        exhausted = True
+                        break
+                    asked += 1
                 launch(trial, 0)
             if not outstanding:
                 break

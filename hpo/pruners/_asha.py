@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.exceptions import PrunerError
-from hpo.pruners._base import BasePruner, check_int, score
+from hpo.pruners._base import BasePruner, check_bool, check_int, score
 from hpo.trial import Direction, FrozenTrial
+
+if TYPE_CHECKING:
+    from hpo.pruners._hyperband import Hyperband
 
 __all__ = ["ASHA", "rungs", "successive_halving_prune"]
 
@@ -40,6 +43,7 @@ def successive_halving_prune(
     reduction_factor: int,
     max_resource: int | None,
     direction: Direction,
+    pause: bool = False,
 ) -> bool:
     """Asynchronous successive halving: is ``trial`` stopped at a rung its last report crossed?
 
@@ -48,6 +52,13 @@ def successive_halving_prune(
     has reported at or past the rung, in whatever state — it goes on when it ranks among the
     best ``ceil(n / reduction_factor)`` of them (ties go its way), and is stopped otherwise.
     Promotion is final: a later, better trial at the same rung does not stop it afterwards.
+
+    With ``pause``, the rule is ASHA's promotion rule (Li et al. 2020, Algorithm 2): a trial
+    goes on only when it ranks among the best ``floor(n / reduction_factor)``, so a rung
+    promotes nobody until ``reduction_factor`` trials have reached it, and never more than one
+    in ``reduction_factor`` of them. A trial stopped this way waits, paused, and is judged
+    again at the same rung each time a worker is free: it goes on from its checkpoint once
+    enough worse trials have reached the rung.
     """
     step = trial.last_step
     if step is None:
@@ -60,7 +71,7 @@ def successive_halving_prune(
             continue  # judged at this rung by an earlier report
         others = [v for v in (_value_at(t, rung) for t in rivals) if v is not None]
         n = len(others) + 1
-        keep = -(-n // reduction_factor)  # ceil(n / reduction_factor) >= 1
+        keep = n // reduction_factor if pause else -(-n // reduction_factor)
         better = sum(1 for v in others if score(v, direction) < mine)
         if better >= keep:
             return True
@@ -89,6 +100,23 @@ def check_resources(
             )
         check_first_rung(name, r, eta, big, "max_resource")
     return eta, r, big
+
+
+def check_pause(name: str, pause: Any) -> bool:
+    return check_bool(name, "pause", pause, "pause trials at a rung instead of stopping them")
+
+
+def resource_options(pruner: ASHA | Hyperband) -> dict[str, Any]:
+    """The options of ASHA and Hyperband; ``pause`` only when on, so studies stored before it
+    existed read back as they were."""
+    out: dict[str, Any] = {
+        "reduction_factor": pruner.reduction_factor,
+        "min_resource": pruner.min_resource,
+        "max_resource": pruner.max_resource,
+    }
+    if pruner.pauses:
+        out["pause"] = True
+    return out
 
 
 def check_first_rung(name: str, r: int, eta: int, big: int, what: str) -> None:
@@ -140,29 +168,36 @@ class ASHA(BasePruner):
             ``max_resource / reduction_factor``. Default: the study's epoch budget
             (``budget: {epochs: N}`` or the top of a searched ``epochs`` parameter); with
             neither, rungs continue without end.
+        pause: Pause instead of stop (default False): a trial that does not (yet) rank among
+            the best ``floor(n / reduction_factor)`` at its rung keeps its checkpoint and waits;
+            it goes on from there when later, worse trials lift it into that share (ASHA's
+            promotion, as in Ray Tune's HyperBand scheduler). Fewer epochs than stopping, for
+            the same best (``benchmarks/bench_pruning.py pause``); needs checkpoints and an
+            objective that resumes from them (the built-in training loop does).
     """
 
     name = "asha"
 
     def __init__(
-        self, reduction_factor: int = 4, min_resource: int = 1, max_resource: int | None = None
+        self,
+        reduction_factor: int = 4,
+        min_resource: int = 1,
+        max_resource: int | None = None,
+        pause: bool = False,
     ) -> None:
         self.reduction_factor, self.min_resource, self.max_resource = check_resources(
             self.name, reduction_factor, min_resource, max_resource
         )
+        self.pauses = check_pause(self.name, pause)
 
     def options(self) -> dict[str, Any]:
-        return {
-            "reduction_factor": self.reduction_factor,
-            "min_resource": self.min_resource,
-            "max_resource": self.max_resource,
-        }
+        return resource_options(self)
 
     def for_budget(self, budget: int | None) -> ASHA:
         big = resolve_max(
             self.name, self.min_resource, self.reduction_factor, self.max_resource, budget
         )
-        return ASHA(self.reduction_factor, self.min_resource, big)
+        return ASHA(self.reduction_factor, self.min_resource, big, self.pauses)
 
     def describe(self) -> str:
         if self.max_resource is None:
@@ -170,9 +205,12 @@ class ASHA(BasePruner):
             where = ", ".join(map(str, steps)) + ", ... (no max_resource)"
         else:
             where = ", ".join(map(str, self.rung_steps())) + f" of {self.max_resource}"
-        return (
-            f"asha: rungs at steps {where}; the best 1/{self.reduction_factor} at each rung go on"
+        rule = (
+            f"the best 1/{self.reduction_factor} at each rung go on, the others wait (paused)"
+            if self.pauses
+            else f"the best 1/{self.reduction_factor} at each rung go on"
         )
+        return f"asha: rungs at steps {where}; {rule}"
 
     def rung_steps(self, up_to: int | None = None) -> list[int]:
         """The steps at which trials are judged (up to ``up_to`` when rungs have no end)."""
@@ -197,4 +235,5 @@ class ASHA(BasePruner):
             reduction_factor=self.reduction_factor,
             max_resource=self.max_resource,
             direction=direction,
+            pause=self.pauses,
         )

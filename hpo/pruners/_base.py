@@ -52,6 +52,11 @@ class BasePruner(abc.ABC):
 
     name: ClassVar[str]
 
+    #: Whether a trial this pruner stops is *paused* rather than ended: its checkpoint is kept
+    #: and it may be promoted later (see :meth:`promotable`). ASHA and Hyperband with
+    #: ``pause=True``.
+    pauses: bool = False
+
     def options(self) -> dict[str, Any]:
         """The constructor options, as plain data (stored with the study)."""
         return {}
@@ -97,6 +102,21 @@ class BasePruner(abc.ABC):
             seed: The study's seed.
         """
 
+    def promotable(
+        self,
+        trial: FrozenTrial,
+        trials: Sequence[FrozenTrial],
+        *,
+        direction: Direction,
+        seed: int,
+    ) -> bool:
+        """Whether the paused ``trial`` may go on now, judged at the step it paused at against
+        the study's trials as they are now (more may have reached its rung since). False for a
+        pruner that never pauses."""
+        if not self.pauses or trial.last_step is None:
+            return False
+        return not self.prune(trial, trials, direction=direction, seed=seed)
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{type(self).__name__}({opts})"
@@ -124,6 +144,15 @@ def score(value: float, direction: Direction) -> float:
     if math.isnan(value):
         return math.inf
     return value if direction is Direction.MINIMIZE else -value
+
+
+def check_bool(pruner: str, key: str, value: Any, why: str) -> bool:
+    """``value`` as a bool, or a PrunerError naming the option and why."""
+    if not isinstance(value, bool):
+        raise PrunerError(
+            f"pruner {pruner!r}: `{key}` must be true or false ({why}), got {value!r}."
+        )
+    return value
 
 
 def check_int(pruner: str, key: str, value: Any, low: int, why: str) -> int:

@@ -5,7 +5,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from hpo.exceptions import PrunerError
-from hpo.pruners._asha import check_resources, resolve_max, rungs, successive_halving_prune
+from hpo.pruners._asha import (
+    check_pause,
+    check_resources,
+    resolve_max,
+    resource_options,
+    rungs,
+    successive_halving_prune,
+)
 from hpo.pruners._base import BasePruner
 from hpo.trial import Direction, FrozenTrial
 
@@ -35,24 +42,27 @@ class Hyperband(BasePruner):
         min_resource: The first rung of the most aggressive bracket (default 1).
         max_resource: The step a full trial reaches. Default: the study's epoch budget; a
             study without one must give it.
+        pause: Pause instead of stop, as in :class:`ASHA`: a trial waits at its rung and goes
+            on from its checkpoint when promoted (Ray Tune's HyperBand scheduler does the same).
     """
 
     name = "hyperband"
 
     def __init__(
-        self, reduction_factor: int = 3, min_resource: int = 1, max_resource: int | None = None
+        self,
+        reduction_factor: int = 3,
+        min_resource: int = 1,
+        max_resource: int | None = None,
+        pause: bool = False,
     ) -> None:
         self.reduction_factor, self.min_resource, self.max_resource = check_resources(
             self.name, reduction_factor, min_resource, max_resource
         )
+        self.pauses = check_pause(self.name, pause)
         self._assigned: dict[tuple[int, int], int] = {}  # (seed, number) -> bracket
 
     def options(self) -> dict[str, Any]:
-        return {
-            "reduction_factor": self.reduction_factor,
-            "min_resource": self.min_resource,
-            "max_resource": self.max_resource,
-        }
+        return resource_options(self)
 
     def for_budget(self, budget: int | None) -> Hyperband:
         big = resolve_max(
@@ -64,7 +74,7 @@ class Hyperband(BasePruner):
                 "this study has no epoch budget to take it from; pass max_resource=N "
                 "(`--pruner-opt max_resource=N`) or give the space `budget: {epochs: N}`."
             )
-        return Hyperband(self.reduction_factor, self.min_resource, big)
+        return Hyperband(self.reduction_factor, self.min_resource, big, self.pauses)
 
     def describe(self) -> str:
         parts = ["[" + ", ".join(map(str, r)) + "]" if r else "[no pruning]" for r in self.brackets]
@@ -72,6 +82,7 @@ class Hyperband(BasePruner):
             f"hyperband: {len(parts)} brackets with rungs at steps {' '.join(parts)} of "
             f"{self._max()}, trials shared {':'.join(map(str, self.weights))}; the best "
             f"1/{self.reduction_factor} at each rung go on"
+            + (", the others wait (paused)" if self.pauses else "")
         )
 
     # -- brackets ----------------------------------------------------------------------------
@@ -148,4 +159,5 @@ class Hyperband(BasePruner):
             reduction_factor=self.reduction_factor,
             max_resource=self.max_resource,
             direction=direction,
+            pause=self.pauses,
         )

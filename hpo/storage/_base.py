@@ -209,10 +209,11 @@ class Store(abc.ABC):
         """Move a RUNNING trial to ``state``. Returns False if it had already finished."""
 
     def resume_trial(self, trial_id: int, system_attrs: Mapping[str, Any]) -> bool:
-        """Put an interrupted (FAILED) trial back to RUNNING for a new owner, merging
-        ``system_attrs`` (its new host and pid) into its system attributes; its number,
-        params, intermediate values and user attributes stay. Atomic: of several callers
-        resuming the same trial exactly one gets True. False when it is not FAILED."""
+        """Put an interrupted (FAILED) or paused (PRUNED) trial back to RUNNING for a new
+        owner, merging ``system_attrs`` (its new host and pid) into its system attributes; its
+        number, params, intermediate values and user attributes stay. Atomic: of several
+        callers resuming the same trial exactly one gets True. False when it is not FAILED or
+        PRUNED (the caller decides which trials may go on)."""
         raise NotImplementedError(f"{type(self).__name__} cannot resume trials")
 
     @abc.abstractmethod

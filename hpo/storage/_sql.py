@@ -602,7 +602,10 @@ class SQLStore(Store):
             now = utcnow()
             n = conn.execute(
                 trials.update()
-                .where(trials.c.id == trial_id, trials.c.state == TrialState.FAILED.value)
+                .where(
+                    trials.c.id == trial_id,
+                    trials.c.state.in_([TrialState.FAILED.value, TrialState.PRUNED.value]),
+                )
                 .values(
                     state=TrialState.RUNNING.value,
                     value=None,

@@ -159,9 +159,12 @@ class LoopCheckpoints:
         history: Mapping[str, list[Any]],
         best: float,
         best_epoch: int,
+        *,
+        due: bool = False,
     ) -> None:
-        """Checkpoint after ``epoch`` when it is due (every ``every`` epochs, and the last)."""
-        if not self.enabled or (epoch % self.every and epoch != self.epochs):
+        """Checkpoint after ``epoch`` when it is due (every ``every`` epochs, and the last, or
+        ``due``: a trial the pruner pauses here)."""
+        if not self.enabled or (epoch % self.every and epoch != self.epochs and not due):
             return
         state = {
             "format": FORMAT,

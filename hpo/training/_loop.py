@@ -7,7 +7,8 @@ Rules of :func:`train_and_evaluate`:
       kept.
     * Epochs count from 1. After each epoch: ``trial.report(val_accuracy, epoch)``, the per-epoch
       user attributes are updated (so a pruned or failed trial keeps its curves), then
-      ``trial.should_prune()`` is asked and ``TrialPruned`` raised when it says so.
+      ``trial.should_prune()`` is asked and ``TrialPruned`` raised when it says so (after
+      saving a checkpoint when the pruner pauses the trial rather than stopping it).
     * Accuracies are fractions in [0, 1]. ``train_loss``/``train_accuracy`` are running values
       over the epoch's batches (dropout on, weights changing); ``val_*`` are measured after the
       epoch in eval mode without gradients.
@@ -216,6 +217,10 @@ def train_and_evaluate(
                 trial.set_user_attr(key, value)
         trial.report(val_acc, epoch)
         if trial.should_prune():
+            if getattr(trial, "pausing", False):  # it may go on from here when promoted
+                checkpoints.save(
+                    epoch, net, optimizer, scheduler, generator, history, best, best_epoch, due=True
+                )
             raise TrialPruned()
         checkpoints.save(epoch, net, optimizer, scheduler, generator, history, best, best_epoch)
     # Observers (the MLflow tracker) may log the trained model; it never enters the store.

@@ -228,6 +228,7 @@ def clean_checkpoints(study: Study, settings: Checkpointing, cleaned: set[int]) 
     """Delete the checkpoints of ``study``'s finished trials except those of the best
     ``settings.best`` completed ones (see :meth:`hpo.study.Study.clean_checkpoints`); the
     numbers of the trials whose checkpoints went, which join ``cleaned`` (skipped next time).
+    Interrupted and paused trials keep theirs: they may go on from them.
     """
     trials = study.get_trials(cached=True)
 
@@ -238,7 +239,11 @@ def clean_checkpoints(study: Study, settings: Checkpointing, cleaned: set[int]) 
     finished = [
         t
         for t in trials
-        if t.state.is_finished and not t.interrupted and files(t) and t.number not in cleaned
+        if t.state.is_finished
+        and not t.interrupted
+        and not t.paused
+        and files(t)
+        and t.number not in cleaned
     ]
     if not finished:
         return []

@@ -8,12 +8,17 @@ from typing import Any
 
 from hpo.trial._state import TrialState
 
-__all__ = ["INTERRUPTED_ATTR", "FrozenTrial"]
+__all__ = ["INTERRUPTED_ATTR", "PAUSED_ATTR", "FrozenTrial"]
 
 #: The system attribute that marks a FAILED trial as interrupted (see
 #: :attr:`FrozenTrial.interrupted`); written by ``hpo.executors._recovery.mark_interrupted``.
 #: A plain attribute, not a state of its own, so stores written before it read as they are.
 INTERRUPTED_ATTR = "interrupted"
+
+#: The system attribute that marks a PRUNED trial as paused at a rung (see
+#: :attr:`FrozenTrial.paused`): the step it paused at, written by ``Study.tell``; cleared (0)
+#: when the trial is promoted and goes on.
+PAUSED_ATTR = "paused"
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -68,3 +73,15 @@ class FrozenTrial:
         gone): a FAILED trial that counts neither in the budget nor for the model, and may
         resume from its checkpoint. The one way every part of hpo reads it."""
         return bool(self.system_attrs.get(INTERRUPTED_ATTR, False))
+
+    @property
+    def paused(self) -> bool:
+        """Whether the trial waits at a rung of a pruner that pauses (``pause=True``): PRUNED
+        for now, its checkpoint kept, and it goes on from there if it is promoted."""
+        return self.state is TrialState.PRUNED and bool(self.system_attrs.get(PAUSED_ATTR))
+
+    @property
+    def promotions(self) -> int:
+        """How many times the trial went on after a pause at a rung."""
+        runs = self.system_attrs.get("resumed") or []
+        return sum(1 for r in runs if isinstance(r, Mapping) and r.get("promoted"))

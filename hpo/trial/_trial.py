@@ -65,6 +65,7 @@ class Trial:
         self._pending: Future[None] | None = None
         self._ckpt_warned = False
         self._resumed_from = resumed_from
+        self._pausing = False
 
     @property
     def study(self) -> Study:
@@ -104,11 +105,26 @@ class Trial:
         )
 
     def should_prune(self) -> bool:
-        """Whether the study's pruner says to stop this trial now (False without a pruner)."""
+        """Whether the study's pruner says to stop this trial now (False without a pruner).
+
+        With a pruner that pauses (``asha``/``hyperband`` with ``pause=True``) a True means
+        *pause*: :attr:`pausing` turns True, the objective should save its checkpoint of this
+        step (the built-in training loop does) and raise :class:`hpo.TrialPruned`; the trial
+        then waits and may go on later from that checkpoint (see
+        :meth:`hpo.study.Study.promote_paused`).
+        """
         pruner = self._study.pruner
         if pruner is None or not self._intermediate:
             return False
-        return bool(pruner.should_prune(self._study, self))
+        stop = bool(pruner.should_prune(self._study, self))
+        self._pausing = stop and bool(getattr(pruner, "pauses", False))
+        return stop
+
+    @property
+    def pausing(self) -> bool:
+        """Whether the last :meth:`should_prune` said *pause* rather than *stop*: the trial
+        ends as pruned, keeps its checkpoint and may be promoted later."""
+        return self._pausing
 
     def set_user_attr(self, key: str, value: Any) -> None:
         """Store a JSON-able value with the trial (train curves, parameter count, ...)."""
