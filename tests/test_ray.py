@@ -64,6 +64,22 @@ def resumable(trial):
         trial.checkpoint(state)
     return state["total"]
 
+def pausable(trial):
+    """The curve x * s over 6 steps that checkpoints when paused and resumes from it; logs
+    every step it computes (and where)."""
+    log = pathlib.Path(os.environ["HPO_TEST_DIR"]) / f"{trial.study.name}-{trial.number}.steps"
+    state = trial.last_checkpoint() or {"step": 0}
+    for step in range(state["step"] + 1, 7):
+        with open(log, "a") as f:
+            f.write(f"{step} {os.getpid()}\\n")
+        trial.report(trial.params["x"] * step, step)
+        if trial.should_prune():
+            if trial.pausing:
+                trial.checkpoint({"step": step})
+            raise hpo.TrialPruned()
+        time.sleep(0.05)
+    return trial.params["x"] * 6
+
 def curve(trial):
     """A learning curve: the value after step s is x * s (smaller x, better trial)."""
     for step in range(1, 7):
@@ -298,6 +314,32 @@ def test_pruners_decide_from_the_store_on_ray_workers(
         step = t.last_step
         rivals = [o.intermediate[step] for o in trials if o is not t and step in o.intermediate]
         assert rivals and min(rivals) < t.intermediate[step]
+
+
+def test_paused_trials_are_promoted_on_ray_workers_from_their_checkpoints(
+    local_ns: NetNS, workdir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/hpo.db"
+    r = _hpo_run(
+        local_ns, _env(workdir), tmp_path, "objectives:pausable", "--space",
+        str(workdir / "space.yaml"), "--strategy", "random", "--trials", "12", "--workers", "2",
+        "--pruner", "asha", "--pruner-opt", "max_resource=6", "--pruner-opt", "reduction_factor=2",
+        "--pruner-opt", "pause=true", "--storage", url, "--study", "paused", "--no-mlflow",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = hpo.load_study("paused", storage=url).trials
+    assert len(trials) == 12 and len({t.system_attrs["worker_pid"] for t in trials}) == 2
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    promoted = [t for t in trials if t.promotions]
+    assert promoted and any(t.paused for t in trials)
+    for t in trials:
+        steps = (workdir / "pids" / f"paused-{t.number}.steps").read_text().split("\n")
+        computed = [int(line.split()[0]) for line in steps if line]
+        assert computed == list(range(1, (t.last_step or 0) + 1)), (t.number, computed)
+        assert dict(t.intermediate) == {s: t.params["x"] * s for s in computed}
+    # Promotions go on to the end and nothing was trained twice: fewer steps than 12 x 6.
+    assert any(t.state is TrialState.COMPLETE for t in promoted)
+    assert sum(t.last_step or 0 for t in trials) < 12 * 6
 
 
 def test_gpu_request_beyond_the_machine_fails_at_start(
