@@ -122,22 +122,8 @@ def trials_table(study: Any, trials: Sequence[FrozenTrial], limit: int | None = 
 
 
 def resume_text(t: FrozenTrial) -> str:
-    """``resumed 2x, 5 epochs saved`` for a trial resumed from checkpoints; else empty.
-
-    Epochs saved are those its resumes did not train again (the checkpoints' steps)."""
-    resumed = t.system_attrs.get("resumed")
-    if not isinstance(resumed, list) or not resumed:
-        return ""
-    runs = [r for r in resumed if isinstance(r, dict)]
-    saved = sum(int(r.get("step", 0)) for r in runs)
-    promoted = sum(1 for r in runs if r.get("promoted"))
-    parts = []
-    if len(runs) > promoted:
-        n = len(runs) - promoted
-        parts.append("resumed" if n == 1 else f"resumed {n}x")
-    if promoted:
-        parts.append("promoted" if promoted == 1 else f"promoted {promoted}x")
-    return f"{', '.join(parts)}, {saved} epoch{'s' if saved != 1 else ''} saved"
+    """``resumed 2x, 5 epochs saved`` for a trial resumed from checkpoints; else empty."""
+    return t.resume_summary
 
 
 def checkpoint_lines(t: FrozenTrial) -> list[str]:

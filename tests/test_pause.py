@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _dashboard_server import running_server
 
 import hpo
 from hpo.pruners import ASHA, Hyperband
@@ -132,6 +133,21 @@ def test_paused_trials_go_on_from_their_checkpoint_exactly(tmp_path: Path) -> No
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert "promoted from step" in shown.stdout
+
+    # The dashboard's API says which trials wait and which went on, and how.
+    with running_server(store) as server:
+        rows = server.get("/api/studies/paused/trials")
+        assert isinstance(rows, list)
+        by_number = {r["number"]: r for r in rows}
+        for t in got:
+            row = by_number[t.number]
+            assert row["paused"] is t.paused
+            if t.paused:
+                assert row["reason"] == f"paused at step {t.last_step}"
+            if t.promotions:
+                assert row["resumed"].startswith("promoted") and "saved" in row["resumed"]
+            else:
+                assert row["resumed"] is None
 
 
 def test_pause_without_checkpoints_is_refused_before_anything_is_stored(tmp_path: Path) -> None:

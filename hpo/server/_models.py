@@ -140,6 +140,14 @@ class TrialOut(BaseModel):
         default_factory=dict, description="What hpo recorded (absent with attrs=false)."
     )
     note: str | None = Field(None, description="A person's note on the trial (PUT .../note).")
+    resumed: str | None = Field(
+        None,
+        description="How the trial went on from its checkpoints (e.g. 'resumed 2x, 5 epochs "
+        "saved', 'promoted, 3 epochs saved'); null for a trial that never did.",
+    )
+    paused: bool = Field(
+        False, description="Pruned for now: waiting at a rung, it may be promoted (pause=true)."
+    )
 
 
 class EvaluationOut(BaseModel):
@@ -234,7 +242,8 @@ def _reason(t: FrozenTrial) -> str | None:
         return t.error or "failed"
     if t.state is TrialState.PRUNED:
         step = t.last_step
-        return f"pruned at step {step}" if step is not None else "pruned"
+        how = "paused" if t.paused else "pruned"
+        return f"{how} at step {step}" if step is not None else how
     return None
 
 
@@ -267,6 +276,8 @@ def trial_out(
         "user_attrs": same(dict(t.user_attrs)),
         "system_attrs": same({k: v for k, v in t.system_attrs.items() if k != "trial_id"}),
         "note": t.system_attrs.get("note") or None,
+        "resumed": t.resume_summary or None,
+        "paused": t.paused,
     }
 
 

@@ -85,3 +85,21 @@ class FrozenTrial:
         """How many times the trial went on after a pause at a rung."""
         runs = self.system_attrs.get("resumed") or []
         return sum(1 for r in runs if isinstance(r, Mapping) and r.get("promoted"))
+
+    @property
+    def resume_summary(self) -> str:
+        """``resumed 2x, promoted, 5 epochs saved`` for a trial that went on from its
+        checkpoints (after an interruption, or promoted after a pause); empty otherwise.
+        Epochs saved are those it did not train again (the checkpoints' steps)."""
+        runs = [r for r in self.system_attrs.get("resumed") or [] if isinstance(r, Mapping)]
+        if not runs:
+            return ""
+        saved = sum(int(r.get("step", 0)) for r in runs)
+        promoted = sum(1 for r in runs if r.get("promoted"))
+        parts = []
+        if len(runs) > promoted:
+            n = len(runs) - promoted
+            parts.append("resumed" if n == 1 else f"resumed {n}x")
+        if promoted:
+            parts.append("promoted" if promoted == 1 else f"promoted {promoted}x")
+        return f"{', '.join(parts)}, {saved} epoch{'s' if saved != 1 else ''} saved"

@@ -298,7 +298,7 @@ async function refreshStudy() {
       const extras = studyExtras(name, etag);  // out before the trials are even parsed
       const trials = await answer.json();
       for (const t of trials) {  // what the filter box searches, made once per read
-        t.text = JSON.stringify([t.number, t.state, t.params, t.reason, t.device]).toLowerCase();
+        t.text = JSON.stringify([t.number, t.state, t.params, t.reason, t.device, t.resumed]).toLowerCase();
       }
       const [detail, figs] = await Promise.all([extras.detail, extras.figs]);
       if (name !== app.study) return;
@@ -349,7 +349,7 @@ function paramNames() {
 function columns() {
   const cols = [
     { key: "number", label: "#", get: (t) => t.number, cls: "num", html: (t) => `<button type="button" class="trial-link" data-n="${t.number}" title="details of trial ${t.number}">${t.number}</button>` },
-    { key: "state", label: "state", get: (t) => t.state, html: (t) => `<span class="badge ${t.state}">${t.state}</span>` },
+    { key: "state", label: "state", get: (t) => (t.paused ? "paused" : t.state), html: (t) => `<span class="badge ${t.state}">${t.paused ? "paused" : t.state}</span>${t.resumed ? ` <span class="resumed" title="${esc(t.resumed)}">↻</span>` : ""}` },
     { key: "value", label: "value", get: (t) => t.value, cls: "num", html: (t) => num(t.value) },
     { key: "duration_s", label: "duration", get: (t) => t.duration_s, cls: "num", html: (t) => duration(t.duration_s) },
     { key: "device", label: "device", get: (t) => t.device ?? "" },
@@ -714,6 +714,7 @@ async function openTrial(number) {
         <tr><th>started</th><td>${when(t.started_at)}</td></tr>
         <tr><th>finished</th><td>${when(t.finished_at)}</td></tr>
         <tr><th>host · device</th><td>${esc(t.host ?? "–")} · ${esc(t.device ?? "–")}</td></tr>
+        ${t.resumed ? `<tr><th>checkpoints</th><td data-part="resumed">${esc(t.resumed)}</td></tr>` : ""}
         <tr><th>MLflow run</th><td>${mlflow}</td></tr>
       </table>
       <h3>Parameters</h3><table class="data" data-part="params">${kvRows(params)}</table>
