@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo._preflight import preflight
 from hpo.exceptions import HpoError, PrunerError, SpaceError, StudyNotFoundError
-from hpo.executors._runner import check_pause
 from hpo.pruners import BasePruner, Pruner, epoch_budget, get_pruner
 from hpo.space import SearchSpace, load_space
 from hpo.storage import Evaluation, Store, get_store, mask_url
@@ -171,18 +171,16 @@ def run_study(
         name = _default_name(f"{sp.name or _label(sp, spec_or_space)}-{strategy}")
         if pruner_given and pruner != "none":
             name += f"-{pruner}"
-    # Parallel settings are checked (and a cluster address probed) before anything is stored.
-    executor = _executor(workers, ray_address, cpus_per_trial, gpus_per_trial, retries)
-    if executor is not None:
-        _check_device_for_ray(device, executor.gpus_per_trial)
-        executor.preflight()
-    elif device is not None and objective is None:
-        _check_local_device(device)
+    # Parallel settings, the device and the checkpoint location are checked (a cluster
+    # address probed, the location written to) before anything is stored.
     url = storage.url if isinstance(storage, Store) else (storage or "sqlite://")
-    checkpointing = _checkpointing(
-        url, checkpoint_dir, checkpoint_every, checkpoint_keep, checkpoint_best, checkpoints
-    )  # an unwritable or full location fails here, before anything is stored
-    check_pause(prn, checkpointing)
+    executor, checkpointing = preflight(
+        url, prn, workers=workers, ray_address=ray_address, cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial, retries=retries, device=device,
+        local_device=objective is None, checkpoints=checkpoints, checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every, checkpoint_keep=checkpoint_keep,
+        checkpoint_best=checkpoint_best,
+    )  # fmt: skip
     store = get_store(storage)
     created = not _has_study(store, name)
     if created:
@@ -420,78 +418,3 @@ def _drop_if_empty(study: Study, warn: Say) -> None:
             delete_study(study.name, storage=study.store)
     except HpoError as e:
         warn(f"warning: could not remove the empty study {study.name!r}: {e}")
-
-
-def _checkpointing(url: str, folder: str | None, every: int, keep: int, best: int, on: bool) -> Any:
-    """The run's checkpoint settings, checked (made and written to); None when it keeps
-    none: checkpoints off, or a store with no default location and no folder given."""
-    from hpo.trial._checkpoints import Checkpointing, default_checkpoint_dir
-
-    if not on:
-        return None
-    root = folder if folder is not None else default_checkpoint_dir(url)
-    if root is None:
-        return None
-    settings = Checkpointing(root, every=every, keep=keep, best=best)
-    settings.check()
-    return settings
-
-
-def _executor(
-    workers: int, address: str | None, cpus: float | None, gpus: float | None, retries: int
-) -> Any:
-    """A RayExecutor when the settings ask for parallel or resource-aware trials, else None
-    (the in-process loop, which costs no start-up)."""
-    if workers == 1 and address is None and cpus is None and gpus is None and not retries:
-        return None
-    from hpo.executors import RayExecutor
-
-    return RayExecutor(
-        workers=workers,
-        address=address,
-        cpus_per_trial=1.0 if cpus is None else cpus,
-        gpus_per_trial=0.0 if gpus is None else gpus,
-        retries=retries,
-    )
-
-
-def _check_device_for_ray(device: str | None, gpus_per_trial: float) -> None:
-    """On Ray a trial sees only the GPUs it was given, numbered from 0 (none without
-    --gpus-per-trial)."""
-    if device is None or not device.startswith("cuda"):
-        return
-    if gpus_per_trial <= 0:
-        raise HpoError(
-            f"--device {device}: on Ray a trial sees no GPU unless it asks for one; add "
-            "--gpus-per-trial (for example 1, or 0.5 to share a card)."
-        )
-    if ":" not in device:
-        return
-    index = device.split(":", 1)[1]
-    if not index.isdigit() or int(index) >= max(1, int(gpus_per_trial)):
-        raise HpoError(
-            f"--device {device}: on Ray each trial sees only the GPU(s) it was given, "
-            f"numbered from 0 ({gpus_per_trial:g} per trial here); use --device cuda and "
-            "--gpus-per-trial to choose how many."
-        )
-
-
-def _check_local_device(device: str) -> None:
-    """A device this machine lacks fails at start, not as one failed trial after another."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise HpoError(f"--device must be cpu, cuda or cuda:N, got {device!r}.") from None
-    if dev.type != "cuda":
-        return
-    if not torch.cuda.is_available():
-        why = "this torch is a CPU-only build" if torch.version.cuda is None else "no GPU found"
-        raise HpoError(
-            f"--device {device}: CUDA is not available on this machine ({why}); use "
-            "--device cpu, or leave --device out to train on a GPU when there is one."
-        )
-    count = torch.cuda.device_count()
-    if dev.index is not None and dev.index >= count:
-        raise HpoError(f"--device {device}: this machine has {count} GPU(s), numbered from 0.")
