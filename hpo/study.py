@@ -29,7 +29,7 @@ from hpo.strategies import Strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
 from hpo.trial._checkpoints import Checkpointing, clean_checkpoints, default_checkpoint_dir
 from hpo.trial._frozen import PAUSED_ATTR
-from hpo.trial._trial import Trial, check_value
+from hpo.trial._trial import Trial, outcome
 
 __all__ = [
     "STUDY_NAME_RULE",
@@ -274,36 +274,20 @@ class Study:
                 trial.wait_checkpoints()
             except HpoError as e:
                 log.warning("trial %d: its last checkpoint was not recorded: %s", number, e)
-        st = TrialState(state) if state is not None else None
-        v: float | None = None
-        if st is TrialState.FAILED:
-            v, reason = None, error or "failed"
-        elif st is TrialState.PRUNED:
-            v = check_value(value)[0] if value is not None else None
-            if v is None:
-                last = self._last_intermediate(trial)
-                v = last
-            reason = None
-        else:
-            v, reason = check_value(value)
-            st = TrialState.COMPLETE if reason is None else TrialState.FAILED
-        if st is TrialState.FAILED and error is None:
-            error = reason
-        system = None
-        if (
-            st is TrialState.PRUNED
-            and isinstance(trial, Trial)
-            and trial.pausing
-            and self.checkpointing is not None
-        ):
-            system = {PAUSED_ATTR: max(trial.intermediate, default=1)}
-        ok = self._store.finish_trial(
-            trial_id,
-            st,
-            value=v,
-            error=error if st is TrialState.FAILED else None,
-            system_attrs=system,
+        live = trial if isinstance(trial, Trial) else None
+        st, v, error = outcome(
+            value,
+            state,
+            error,
+            lambda: (
+                live.intermediate if live is not None else read_trial(self, number).intermediate
+            ),
         )
+        pausing = live is not None and live.pausing and self.checkpointing is not None
+        system = None  # a paused trial waits with its checkpoint, and may be promoted
+        if st is TrialState.PRUNED and pausing and live is not None:
+            system = {PAUSED_ATTR: max(live.intermediate, default=1)}
+        ok = self._store.finish_trial(trial_id, st, value=v, error=error, system_attrs=system)
         if not ok:
             raise HpoError(f"trial {number} of study {self.name!r} has already finished.")
         frozen = read_trial(self, number)
@@ -343,16 +327,6 @@ class Study:
         if t is not None and t.trial_id is not None:
             return t.trial_id, t.number
         raise HpoError(f"study {self.name!r} has no trial {trial}.")
-
-    def _last_intermediate(self, trial: Trial | int) -> float | None:
-        if isinstance(trial, Trial):
-            iv = trial.intermediate
-        else:
-            iv = read_trial(self, int(trial)).intermediate
-        if not iv:
-            return None
-        v = iv[max(iv)]
-        return v if np.isfinite(v) else None
 
     def fail_orphaned_trials(self) -> list[int]:
         """Fail running trials whose process on this machine is gone; their numbers.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hpo._observer import notify
 from hpo.exceptions import HpoError
 from hpo.trial._checkpoints import Checkpointing
+from hpo.trial._state import TrialState
 
 if TYPE_CHECKING:
     from hpo.study import Study
@@ -261,3 +262,31 @@ def check_value(value: Any) -> tuple[float | None, str | None]:
     if math.isinf(v):
         return None, f"the objective returned {v}"
     return v, None
+
+
+def outcome(
+    value: Any,
+    state: TrialState | str | None,
+    error: str | None,
+    reported: Callable[[], Mapping[int, float]],
+) -> tuple[TrialState, float | None, str | None]:
+    """How a trial told ``value`` / ``state`` / ``error`` ends: its state, value and error.
+
+    No state: complete with a number, else failed with the reason (None, NaN, infinite, not a
+    number). Pruned: the value given, else the last reported one when it is finite
+    (``reported`` is asked only then). Failed: no value, ``error`` or "failed".
+    """
+    st = TrialState(state) if state is not None else None
+    if st is TrialState.FAILED:
+        return st, None, error or "failed"
+    if st is TrialState.PRUNED:
+        v = check_value(value)[0] if value is not None else None
+        if v is None:
+            iv = reported()
+            last = iv[max(iv)] if iv else None
+            v = last if last is not None and math.isfinite(last) else None
+        return st, v, None
+    v, reason = check_value(value)
+    if reason is None:
+        return TrialState.COMPLETE, v, None
+    return TrialState.FAILED, None, error or reason
