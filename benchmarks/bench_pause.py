@@ -38,13 +38,13 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_pruning
 from _report import write_json
 from bench_pruning import SPACE, R, curve
 
@@ -93,34 +93,9 @@ def _promoted(trials: list[hpo.FrozenTrial]) -> int:
 
 
 def run_optuna(seed: int, n_trials: int) -> dict[str, float]:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        sampler=optuna.samplers.RandomSampler(seed=seed),
-        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R, reduction_factor=ETA),
-    )
-
-    def objective(trial: Any) -> float:
-        p = {
-            "lr": trial.suggest_float("lr", 1e-4, 1.0, log=True),
-            "width": trial.suggest_int("width", 16, 512, log=True),
-            "activation": trial.suggest_categorical("activation", ["relu", "gelu", "tanh"]),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
-        }
-        v = math.nan
-        for step in range(1, R + 1):
-            v = curve(p, step)
-            trial.report(v, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return v
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        study.optimize(objective, n_trials=n_trials)
-    steps = sum(max(t.intermediate_values) if t.intermediate_values else 0 for t in study.trials)
-    return {"steps": steps, "best": study.best_value, "promoted": 0}
+    """Optuna's HyperbandPruner with its RandomSampler, as ``bench_pruning.py`` runs it."""
+    r = bench_pruning.run_optuna("hyperband", seed, n_trials)
+    return {"steps": r["resource"], "best": r["best"], "promoted": 0}
 
 
 MLP_SPACE = """
