@@ -204,3 +204,30 @@ def test_a_user_objective_pauses_and_goes_on_from_its_own_checkpoint(tmp_path: P
     assert any(t.promotions for t in trials)
     best = study.best_trial
     assert best.params["x"] == min(t.params["x"] for t in trials if t.state is TrialState.COMPLETE)
+
+
+def test_a_trial_not_yet_collected_is_not_promoted_again(tmp_path: Path) -> None:
+    """A Ray worker pauses its trial in the store before the driver collects the task. The
+    driver must not promote that trial until it has collected it: it once did, ran the trial
+    twice at once and failed the study (``KeyError`` in its bookkeeping)."""
+    from hpo.executors._recovery import promote_paused
+
+    study = hpo.create_study(
+        space={"x": hpo.Float(0, 1)}, strategy="random", direction="minimize",
+        storage=f"sqlite:///{tmp_path / 's.db'}", pruner="asha",
+        pruner_options={"reduction_factor": 2, "max_resource": 8, "pause": True},
+    )  # fmt: skip
+    ids = []
+    for value in (0.1, 0.9):  # the better one waits until the worse one lifts it
+        trial = study.ask()
+        trial.report(value, 1)
+        assert trial.should_prune() and trial.pausing
+        trial.checkpoint({"step": 1}, 1)
+        study.tell(trial, state=TrialState.PRUNED)
+        ids.append(trial.trial_id)
+    assert all(t.paused for t in study.trials)
+    assert promote_paused(study, busy={ids[0]}) is None  # out still: it waits
+    promoted = promote_paused(study, busy={ids[1]})
+    assert promoted is not None and promoted.number == 0
+    assert promoted.last_checkpoint() == {"step": 1}
+    assert study.trials[0].state is TrialState.RUNNING

@@ -220,8 +220,9 @@ class RayExecutor(Executor):
         assert study is not None  # _live() checked it
         crashed = cancelled = False
         reason = None
+        told = None
         try:
-            ray.get(ref)
+            told = ray.get(ref)
         except ray.exceptions.TaskCancelledError:
             cancelled = True
             reason = "interrupted: the trial's task was cancelled"
@@ -231,6 +232,10 @@ class RayExecutor(Executor):
         except ray.exceptions.RayError as e:  # the worker process or its node died
             crashed = True
             reason = f"worker died while running this trial ({type(e).__name__})"
+        if isinstance(told, FrozenTrial) and told.state is not TrialState.RUNNING:
+            # The worker told the store how the trial ended: that is its end, whatever the
+            # store holds by now (a paused trial may be promoted, by another process, already).
+            return Finished(trial, told, observed=False)
         frozen = read_trial(study, trial.number)
         if frozen.state is not TrialState.RUNNING:
             return Finished(trial, frozen, observed=False)

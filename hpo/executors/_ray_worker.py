@@ -14,6 +14,7 @@ from hpo.executors._runner import Heartbeat, run_trial
 
 if TYPE_CHECKING:
     from hpo.study import Study
+    from hpo.trial import FrozenTrial
     from hpo.trial._trial import Trial
 
 __all__ = ["resume_spec", "run_in_worker"]
@@ -21,8 +22,9 @@ __all__ = ["resume_spec", "run_in_worker"]
 _STUDIES: dict[tuple[str, str], tuple[Study, Heartbeat]] = {}
 
 
-def run_in_worker(spec: Mapping[str, Any], objective: Callable[[Trial], Any]) -> str:
-    """One trial, in a Ray worker: run the objective and tell the store. Returns the state."""
+def run_in_worker(spec: Mapping[str, Any], objective: Callable[[Trial], Any]) -> FrozenTrial:
+    """One trial, in a Ray worker: run the objective and tell the store. Returns the trial as
+    the worker told it (the store may have moved on: a paused trial promoted again)."""
     import ray
 
     from hpo.study import load_study
@@ -67,7 +69,7 @@ def run_in_worker(spec: Mapping[str, Any], objective: Callable[[Trial], Any]) ->
     frozen = run_trial(study, objective, trial, heartbeat)
     # A tracker logs in the background: let it finish before the driver hears "done".
     notify(study.observers, lambda o: o.flush(), "flush")
-    return frozen.state.value
+    return frozen
 
 
 def resume_spec(trial: Trial) -> dict[str, Any]:

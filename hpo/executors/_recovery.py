@@ -18,7 +18,7 @@ import datetime as _dt
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from hpo.trial import FrozenTrial, TrialState
@@ -107,17 +107,21 @@ def resume_interrupted(study: Study, max_trials: int | None = None) -> Trial | N
     return None
 
 
-def promote_paused(study: Study) -> Trial | None:
+def promote_paused(study: Study, busy: Collection[int] = ()) -> Trial | None:
     """Take over a paused trial that the study's pruner now promotes (see
     :meth:`hpo.study.Study.promote_paused`); None when there is none. Trials paused at higher
-    rungs are looked at first (they are closest to the end), then the oldest."""
+    rungs are looked at first (they are closest to the end), then the oldest.
+
+    ``busy``: ids of trials this process handed out and has not collected yet. A Ray worker
+    can pause a trial in the store before its driver hears the task end; such a trial is
+    promoted only after the driver has collected it, never twice at once."""
     from hpo.pruners import BasePruner
 
     pruner = study.pruner
     if not isinstance(pruner, BasePruner) or not pruner.pauses or study.checkpointing is None:
         return None
     trials = study.get_trials(cached=True)
-    paused = [t for t in trials if t.paused and _resumable(t)]
+    paused = [t for t in trials if t.paused and t.trial_id not in busy and _resumable(t)]
     paused.sort(key=lambda t: (-(t.last_step or 0), t.number))
     for t in paused:
         if not pruner.promotable(t, trials, direction=study.direction, seed=study.seed):

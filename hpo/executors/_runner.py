@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo._observer import CallbackObserver, Observer, notify
 from hpo.exceptions import HpoError, PrunerError, SearchExhausted, StorageError, TrialPruned
-from hpo.executors._recovery import mark_interrupted, resume
+from hpo.executors._recovery import mark_interrupted, promote_paused, resume
 from hpo.trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
@@ -241,8 +241,9 @@ def _loop(
                 if timeout is not None and time.monotonic() - t0 >= timeout:
                     break
                 # A paused trial its pruner now promotes goes first; it is not a new trial,
-                # so promotions go on after the last new one (ASHA's rule).
-                trial = study.promote_paused()
+                # so promotions go on after the last new one (ASHA's rule). One still out
+                # (paused by its worker, not yet collected here) waits for its collection.
+                trial = promote_paused(study, busy=outstanding.keys())
                 if trial is None:
                     if exhausted or (n_trials is not None and asked >= n_trials):
                         break
