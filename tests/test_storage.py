@@ -59,16 +59,20 @@ def test_trial_numbers_are_atomic_and_finished_trials_immutable(storage_url: str
     store.report(t0, 1, float("nan"))
     store.report(t0, 0, 0.8)  # same step overwrites
     store.set_trial_attrs(t0, user={"curve": [1.0, float("inf")]}, system={"host": "h"})
+    store.report(t0, 2, 0.7, user={"epochs": 3})  # a report and attributes in one write
     assert store.finish_trial(t0, TrialState.COMPLETE, value=0.25)
     assert not store.finish_trial(t0, TrialState.FAILED, error="late")
     with pytest.raises(StorageError, match="already finished"):
         store.report(t0, 2, 0.1)
+    with pytest.raises(StorageError, match="already finished"):
+        store.report(t0, 3, 0.1, user={"epochs": 4})
     with pytest.raises(StorageError, match="already finished"):
         store.set_trial_attrs(t0, user={"k": 1})
     (t,) = store.get_trials(sid)
     assert t.state is TrialState.COMPLETE and t.value == 0.25
     assert t.intermediate[0] == 0.8 and math.isnan(t.intermediate[1])
     assert t.user_attrs["curve"][1] == math.inf and t.system_attrs["host"] == "h"
+    assert t.intermediate[2] == 0.7 and t.user_attrs["epochs"] == 3 and 3 not in t.intermediate
     assert t.finished_at is not None and t.started_at is not None
     assert t.finished_at >= t.started_at
     # snapshots: a record read before a write does not change

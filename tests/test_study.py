@@ -63,9 +63,15 @@ def test_ask_tell_for_external_loops() -> None:
     assert (a.number, b.number) == (0, 1)
     a.report(0.5, 0)
     a.set_user_attr("note", "hi")
+    a.report(0.4, 1, attrs={"curve": [0.5, 0.4]})  # with attributes, in one write
+    assert a.user_attrs["curve"] == [0.5, 0.4] and a.intermediate == {0: 0.5, 1: 0.4}
+    with pytest.raises(HpoError, match="keys of attrs must be strings"):
+        a.report(0.3, 2, attrs={1: "x"})  # type: ignore[dict-item]
+    assert 2 not in a.intermediate
     done = study.tell(a, 0.123)
     assert done.state is TrialState.COMPLETE and done.value == 0.123
-    assert done.intermediate == {0: 0.5} and done.user_attrs["note"] == "hi"
+    assert done.intermediate == {0: 0.5, 1: 0.4}
+    assert done.user_attrs["note"] == "hi" and done.user_attrs["curve"] == [0.5, 0.4]
     study.tell(b.number, state="pruned")
     with pytest.raises(HpoError, match="already finished"):
         study.tell(a, 1.0)

@@ -166,8 +166,12 @@ class Store(abc.ABC):
         """Insert trial ``number`` and return its id, or ``None`` if the number is taken."""
 
     @abc.abstractmethod
-    def report(self, trial_id: int, step: int, value: float) -> None:
-        """Record an intermediate value (overwrites the same step). Refused once finished."""
+    def report(
+        self, trial_id: int, step: int, value: float, *, user: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record an intermediate value (overwrites the same step), and with it, in the same
+        write, the ``user`` attributes given (merged as :meth:`set_trial_attrs` does).
+        Refused once finished."""
 
     @abc.abstractmethod
     def set_trial_attrs(

@@ -218,17 +218,27 @@ class SQLStore(_Database, Store):
             )
         return row
 
-    def report(self, trial_id: int, step: int, value: float) -> None:
+    def report(
+        self, trial_id: int, step: int, value: float, *, user: Mapping[str, Any] | None = None
+    ) -> None:
         v = None if value != value else float(value)  # NaN is kept as NULL
         with self._tx("report a value", write=True) as conn:
-            # The heartbeat update doubles as the "still running?" check: one statement.
-            alive = conn.execute(
-                trials.update()
-                .where(trials.c.id == trial_id, trials.c.state == TrialState.RUNNING.value)
-                .values(heartbeat_at=utcnow())
-            ).rowcount
-            if not alive:
-                self._running(conn, trial_id, "report a value")  # raises the precise error
+            if user:
+                row = self._running(conn, trial_id, "report a value")
+                conn.execute(
+                    trials.update()
+                    .where(trials.c.id == trial_id)
+                    .values(heartbeat_at=utcnow(), user_attrs={**(row.user_attrs or {}), **user})
+                )
+            else:
+                # The heartbeat update doubles as the "still running?" check: one statement.
+                alive = conn.execute(
+                    trials.update()
+                    .where(trials.c.id == trial_id, trials.c.state == TrialState.RUNNING.value)
+                    .values(heartbeat_at=utcnow())
+                ).rowcount
+                if not alive:
+                    self._running(conn, trial_id, "report a value")  # raises the precise error
             updated = conn.execute(
                 trial_values.update()
                 .where(trial_values.c.trial_id == trial_id, trial_values.c.step == step)

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from hpo.data import MnistData
 from hpo.exceptions import TrialPruned
 from hpo.models import build_model
+from hpo.trial._trial import Trial
 
 from ._augment import augment_batch
 from ._checkpoint import LoopCheckpoints
@@ -180,8 +181,12 @@ def train_and_evaluate(
     generator.manual_seed(run_seed)
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
     val_x, val_y = data.val_x.to(dev), data.val_y.to(dev)
-    trial.set_user_attr("n_params", sum(p.numel() for p in net.parameters()))
-    trial.set_user_attr("device", str(dev))
+    about = {"n_params": sum(p.numel() for p in net.parameters()), "device": str(dev)}
+    if isinstance(trial, Trial):
+        trial.set_user_attrs(about)  # one write
+    else:
+        for key, value in about.items():
+            trial.set_user_attr(key, value)
 
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time")
     history: dict[str, list[Any]] = {k: [] for k in keys}
@@ -209,13 +214,12 @@ def train_and_evaluate(
             best, best_epoch = val_acc, epoch
         curves: dict[str, Any] = {k: list(v) for k, v in history.items()}
         curves["best_epoch"] = best_epoch
-        setter = getattr(trial, "set_user_attrs", None)
-        if callable(setter):  # one write per epoch
-            setter(curves)
+        if isinstance(trial, Trial):  # the report and the curves: one write per epoch
+            trial.report(val_acc, epoch, attrs=curves)
         else:
             for key, value in curves.items():
                 trial.set_user_attr(key, value)
-        trial.report(val_acc, epoch)
+            trial.report(val_acc, epoch)
         if trial.should_prune():
             if getattr(trial, "pausing", False):  # it may go on from here when promoted
                 checkpoints.save(

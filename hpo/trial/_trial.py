@@ -84,11 +84,14 @@ class Trial:
     def user_attrs(self) -> Mapping[str, Any]:
         return MappingProxyType(self._user_attrs)
 
-    def report(self, value: float, step: int) -> None:
-        """Record an intermediate value (e.g. validation accuracy after epoch ``step``).
+    def report(self, value: float, step: int, *, attrs: Mapping[str, Any] | None = None) -> None:
+        """Record an intermediate value (e.g. validation accuracy after epoch ``step``);
+        ``attrs``, user attributes stored in the same write (the built-in loop's per-epoch
+        curves: one store write per epoch).
 
         Raises:
-            HpoError: ``step`` is not a non-negative integer or ``value`` is not a number.
+            HpoError: ``step`` is not a non-negative integer, ``value`` is not a number or a
+                key of ``attrs`` is not a string.
         """
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise HpoError(f"trial.report: step must be an integer >= 0, got {step!r}.")
@@ -96,8 +99,12 @@ class Trial:
             v = float(value)
         except (TypeError, ValueError):
             raise HpoError(f"trial.report: value must be a number, got {value!r}.") from None
+        if attrs is not None and not all(isinstance(k, str) for k in attrs):
+            raise HpoError("trial.report: the keys of attrs must be strings.")
+        self._study.store.report(self._id, int(step), v, user=attrs)
         self._intermediate[int(step)] = v
-        self._study.store.report(self._id, int(step), v)
+        if attrs:
+            self._user_attrs.update(attrs)
         study = self._study
         notify(
             study.observers,
