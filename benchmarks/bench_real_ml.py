@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _problems import optuna_suggest, skopt_dimensions, skopt_params
 from _real_ml import PROBLEMS, build, key, load
-from _report import write_json
+from _report import mean_ranks, write_json
 
 ALL_METHODS = ["hpo-bayes", "hpo-tpe", "hpo-random", "optuna-gp", "optuna-tpe", "skopt-gp"]
 _COST = {"optuna-gp": 5, "skopt-gp": 4, "hpo-bayes": 3, "optuna-tpe": 2, "hpo-tpe": 1}
@@ -137,23 +137,10 @@ def _fmt(x: float) -> str:
 
 
 def report(runs: list[dict[str, Any]], methods: list[str], problems: list[str]) -> dict:
-    from scipy.stats import rankdata
-
     by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in runs:
         by.setdefault((r["problem"], r["method"]), []).append(r)
-    seeds = sorted({r["seed"] for r in runs})
-    ranks: dict[str, list[float]] = {m: [] for m in methods}
-    for pname in problems:
-        for seed in seeds:
-            row = {
-                r["method"]: r["best"] for r in runs if r["problem"] == pname and r["seed"] == seed
-            }
-            if len(row) != len(methods):
-                continue
-            rk = rankdata([row[m] for m in methods])
-            for m, v in zip(methods, rk, strict=True):
-                ranks[m].append(float(v))
+    ranks = mean_ranks((r for r in runs if r["problem"] in problems), methods, "best")
     out: dict[str, Any] = {"problems": {}, "mean_rank": {}}
     head = "| problem | configs | " + " | ".join(methods) + " | bayes / best other |"
     print(head)
@@ -171,11 +158,10 @@ def report(runs: list[dict[str, Any]], methods: list[str], problems: list[str]) 
         print(f"| {pname} | {len(load(pname))} | {cells} | {_fmt(ratio) if ratio else '-'} |")
         out["problems"][pname] = {"median_regret": med, "ratio": ratio, "distinct": distinct}
     print("\nmean rank over (problem, seed):")
-    for m in sorted(methods, key=lambda m: statistics.mean(ranks[m]) if ranks[m] else 99):
-        if ranks[m]:
-            out["mean_rank"][m] = statistics.mean(ranks[m])
-            secs = statistics.median(r["seconds"] for r in runs if r["method"] == m)
-            print(f"  {m:11s} {out['mean_rank'][m]:.2f}   (median {secs:.1f} s per run)")
+    for m in sorted(ranks, key=ranks.__getitem__):
+        out["mean_rank"][m] = ranks[m]
+        secs = statistics.median(r["seconds"] for r in runs if r["method"] == m)
+        print(f"  {m:11s} {ranks[m]:.2f}   (median {secs:.1f} s per run)")
     return out
 
 

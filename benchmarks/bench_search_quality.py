@@ -6,12 +6,14 @@ What it measures
     deep-learning-shaped synthetics "mixed" and "conditional") and each method, run
     ``--trials`` (default 40) evaluations for each of ``--seeds`` seeds (default 5: seeds
     0..4) and record the final regret = best value found - known optimum. The table shows the
-    median regret over seeds.
+    median regret over seeds, and each method's mean rank of the final regret over all
+    (problem, seed) pairs (ties share the average rank; 1 is best).
 
 Methods (side by side, same run)
     hpo-bayes, hpo-random, hpo-tpe  ``hpo.create_study(strategy=..., seed=seed)`` in memory.
     optuna-gp  ``optuna.samplers.GPSampler(seed=seed)``, define-by-run: a conditional
                parameter is suggested only when active.
+    optuna-tpe ``optuna.samplers.TPESampler(seed=seed)``, define-by-run likewise.
     skopt-gp   ``skopt.Optimizer(dims, base_estimator="GP", n_initial_points=10,
                random_state=seed)`` ask/tell; conditional params flattened (always present,
                ignored by the function when inactive); log ints as Integer(prior=
@@ -61,12 +63,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _problems import PROBLEMS, optuna_suggest, skopt_dimensions, skopt_params
-from _report import write_json
+from _report import mean_ranks, write_json
 
-ALL_METHODS = ["hpo-bayes", "hpo-random", "hpo-tpe", "optuna-gp", "skopt-gp"]
+ALL_METHODS = ["hpo-bayes", "hpo-random", "hpo-tpe", "optuna-gp", "optuna-tpe", "skopt-gp"]
 QUICK_PROBLEMS = ["branin", "hartmann6", "conditional"]
 # Rough relative cost, so the slowest runs start first and the two workers finish together.
-_COST = {"optuna-gp": 4, "hpo-bayes": 3, "skopt-gp": 2, "hpo-tpe": 1, "hpo-random": 0}
+_COST = {
+    "optuna-gp": 4,
+    "hpo-bayes": 3,
+    "skopt-gp": 2,
+    "optuna-tpe": 1,
+    "hpo-tpe": 1,
+    "hpo-random": 0,
+}
 
 
 def _init_worker() -> None:
@@ -97,12 +106,15 @@ def run_one(task: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
         )
         study.optimize(lambda t: prob.f(t.params), n_trials=n_trials)
         values = [float(t.value) for t in study.trials if t.value is not None]
-    elif method == "optuna-gp":
+    elif method in ("optuna-gp", "optuna-tpe"):
         import optuna
 
-        study = optuna.create_study(
-            sampler=optuna.samplers.GPSampler(seed=seed), direction="minimize"
+        sampler = (
+            optuna.samplers.GPSampler(seed=seed)
+            if method == "optuna-gp"
+            else optuna.samplers.TPESampler(seed=seed)
         )
+        study = optuna.create_study(sampler=sampler, direction="minimize")
         study.optimize(lambda tr: prob.f(optuna_suggest(tr, prob.space)), n_trials=n_trials)
         values = [float(t.value) for t in study.trials if t.value is not None]
     elif method == "skopt-gp":
@@ -254,11 +266,15 @@ def main() -> None:
             summary[p] = {"bayes_le_gp": ok_gp, "bayes_lt_random": ok_rand, "pass": ok}
         lines.append("| " + " | ".join(row) + " |")
 
+    ranks = mean_ranks(results, args.methods, "regret")
     secs = {
         m: statistics.median([r["seconds"] for r in results if r["method"] == m])
         for m in args.methods
     }
     lines += [
+        "",
+        "Mean rank of the final regret over (problem, seed), 1 is best: "
+        + ", ".join(f"{m} {ranks[m]:.2f}" for m in sorted(ranks, key=ranks.__getitem__)),
         "",
         "Median wall seconds per run (indicative; 2 runs share 2 cores): "
         + ", ".join(f"{m} {secs[m]:.1f}s" for m in args.methods),
@@ -285,6 +301,7 @@ def main() -> None:
         domains={p: PROBLEMS[p].domain for p in args.problems},
         median_regret={f"{p}/{m}": med[p, m] for p in args.problems for m in args.methods},
         targets=summary,
+        mean_rank=ranks,
         runs=results,
     )
 
