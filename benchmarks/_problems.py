@@ -128,6 +128,24 @@ def _conditional(p: Mapping[str, Any]) -> float:
     return 0.05 + 0.5 * (math.log10(lr) + 3.5) ** 2 + 0.25 * (math.log10(1.0 - a) + 2.0) ** 2
 
 
+def _styblinski_tang(p: Mapping[str, Any]) -> float:
+    # One global basin at x_i = -2.9035 in a corner; 2^d - 1 local ones (x_i near +2.75) hold
+    # most of the box and are only 14 % (per dimension) worse.
+    return 0.5 * sum(v**4 - 16.0 * v**2 + 5.0 * v for v in p.values())
+
+
+def _trap(p: Mapping[str, Any]) -> float:
+    # Branch "wide" is easy and smooth, and its best (0.1) is what random points of it find
+    # at once; branch "narrow" is worse almost everywhere (0.45 on average) but holds the
+    # optimum 0 in a disc of radius ~0.12 (4.6 % of it is below 0.1). A shared log learning
+    # rate adds a mild bowl to both.
+    lr_term = 0.02 * (math.log10(p["lr"]) + 2.5) ** 2
+    if p["branch"] == "wide":
+        return 0.1 + 0.1 * (p["w"] - 0.3) ** 2 + lr_term
+    d2 = (p["u"] - 0.7) ** 2 + (p["v"] - 0.3) ** 2
+    return 0.6 * (1.0 - math.exp(-d2 / (2 * 0.2**2))) + lr_term
+
+
 def _box(names: list[str], low: float, high: float) -> hpo.SearchSpace:
     return hpo.SearchSpace({n: hpo.Float(low, high) for n in names})
 
@@ -187,6 +205,28 @@ PROBLEMS: dict[str, Problem] = {
         _conditional,
         0.0,
         "optimizer {sgd,adam,rmsprop}, lr [1e-5,1] log, momentum|beta1,beta2|alpha",
+    ),
+    "styblinski4": Problem(
+        "styblinski4",
+        _box([f"x{i}" for i in range(4)], -5, 5),
+        _styblinski_tang,
+        -39.16616570377142 * 4,
+        "[-5,5]^4",
+    ),
+    "trap": Problem(
+        "trap",
+        hpo.SearchSpace(
+            {
+                "branch": hpo.Categorical(["wide", "narrow"]),
+                "lr": hpo.Float(1e-4, 1e-1, log=True),
+                "w": hpo.Float(0.0, 1.0, when={"branch": "wide"}),
+                "u": hpo.Float(0.0, 1.0, when={"branch": "narrow"}),
+                "v": hpo.Float(0.0, 1.0, when={"branch": "narrow"}),
+            }
+        ),
+        _trap,
+        0.0,
+        "branch {wide,narrow}, lr [1e-4,0.1] log, w | u,v: a conditional space with a trap",
     ),
 }
 
@@ -257,3 +297,62 @@ def skopt_params(space: hpo.SearchSpace, x: list[Any]) -> dict[str, Any]:
         else:
             out[n] = float(v)
     return out
+
+
+def ax_parameters(space: hpo.SearchSpace) -> list[Any]:
+    """Ax (``ax.api``) parameter configs of the flattened space, as for skopt: every parameter
+    always present (inactive ones ignored). Numeric choices are ordered choices, string and
+    boolean ones unordered; int and float ranges keep their log scale."""
+    from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+
+    out: list[Any] = []
+    for n, p in space.items():
+        if isinstance(p, hpo.Categorical):
+            values = list(p.choices)
+            if all(isinstance(v, bool) for v in values):
+                kind, ordered = "bool", False
+            elif all(isinstance(v, str) for v in values):
+                kind, ordered = "str", False
+            elif all(isinstance(v, int) for v in values):
+                kind, ordered = "int", True
+            else:
+                kind, ordered, values = "float", True, [float(v) for v in values]
+            out.append(
+                ChoiceParameterConfig(
+                    name=n, values=values, parameter_type=kind, is_ordered=ordered
+                )
+            )
+        else:
+            out.append(
+                RangeParameterConfig(
+                    name=n,
+                    bounds=(p.low, p.high),
+                    parameter_type="int" if isinstance(p, hpo.Int) else "float",
+                    scaling="log" if p.log else "linear",
+                )
+            )
+    return out
+
+
+def ax_minimize(
+    space: hpo.SearchSpace, f: Callable[[dict[str, Any]], float], n_trials: int, seed: int
+) -> None:
+    """Run Ax's default generation strategy (Sobol, then BoTorch's GP with log noisy EI) for
+    ``n_trials`` sequential trials of ``f`` on the active params of each proposal."""
+    import logging
+
+    from ax.api.client import Client
+
+    client = Client(random_seed=seed)
+    for name in list(logging.root.manager.loggerDict):  # Ax logs every trial at INFO
+        if name.split(".")[0] in ("ax", "botorch", "gpytorch", "linear_operator"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    client.configure_experiment(parameters=ax_parameters(space))
+    client.configure_optimization(objective="-loss")
+    for _ in range(n_trials):
+        for index, raw in client.get_next_trials(max_trials=1).items():
+            params: dict[str, Any] = {}
+            for n, _ in space.items():
+                if space.is_active(n, params):
+                    params[n] = raw[n]
+            client.complete_trial(trial_index=index, raw_data={"loss": float(f(params))})

@@ -30,12 +30,16 @@ Three measurements, each side by side with its reference in one run:
     ``GPSampler`` on the same simulated schedule (the peer: Optuna 5 handles running trials
     with q-log-EI over fantasies of their values); ``--no-peer`` skips it. ``--catch-up K``
     runs hpo's 4-worker studies K trials longer and reports after how many trials their
-    median regret reaches sequential's at ``--budget``.
+    median regret reaches sequential's at ``--budget``. ``--problems`` also takes the real-ML
+    problems of ``bench_real_ml.py`` (lookup tables: build them first).
 
 Commands
     .venv/bin/python benchmarks/bench_ray.py scaling --json benchmarks/results/ray_scaling.json
     .venv/bin/python benchmarks/bench_ray.py dispatch --json benchmarks/results/ray_dispatch.json
     .venv/bin/python benchmarks/bench_ray.py quality --json benchmarks/results/ray_quality.json
+    .venv/bin/python benchmarks/bench_ray.py quality --catch-up 20 --no-peer
+    .venv/bin/python benchmarks/bench_ray.py quality --catch-up 20 --no-peer --problems \
+        gb_cancer svc_digits mlp_wine rf_diabetes sgd_digits
     quick smoke check of all three: add --quick
 """
 
@@ -63,7 +67,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _problems import PROBLEMS, optuna_suggest
+from _problems import PROBLEMS, Problem, optuna_suggest
 from _report import write_json
 
 import hpo
@@ -240,13 +244,28 @@ def dispatch(args: argparse.Namespace) -> dict[str, Any]:
 # -- parallel search quality ----------------------------------------------------------------
 
 
+def _problem(name: str) -> Problem:
+    """A synthetic problem of ``_problems.py``, or a real-ML one of ``_real_ml.py`` (its lookup
+    table as the objective, the table's best loss as the optimum; built by
+    ``bench_real_ml.py build``)."""
+    if name in PROBLEMS:
+        return PROBLEMS[name]
+    from _real_ml import PROBLEMS as REAL
+    from _real_ml import key, load
+
+    table = load(name)
+    return Problem(
+        name, REAL[name].space, lambda p: table[key(p)], min(table.values()), "lookup table"
+    )
+
+
 class _Hpo:
     """hpo's ask/tell API behind the simulator's two calls."""
 
     study: Any
 
     def __init__(self, problem: str, seed: int) -> None:
-        self.study = hpo.create_study(space=PROBLEMS[problem].space, strategy="bayes", seed=seed)
+        self.study = hpo.create_study(space=_problem(problem).space, strategy="bayes", seed=seed)
 
     def ask(self) -> tuple[Any, dict[str, Any]]:
         trial = self.study.ask()
@@ -265,7 +284,7 @@ class _Optuna(_Hpo):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.space = PROBLEMS[problem].space
+        self.space = _problem(problem).space
         # (On the conditional space it samples the parameters that come and go at random,
         # and would say so for every trial.)
         sampler = optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
@@ -288,7 +307,7 @@ def _simulate(
 
     torch.set_num_threads(1)
     logging.getLogger("hpo").setLevel(logging.ERROR)
-    prob = PROBLEMS[problem]
+    prob = _problem(problem)
     opt = _METHODS[method](problem, seed)
     rng = random.Random(seed)
     clock = 0.0
@@ -387,7 +406,13 @@ def main() -> None:
     ap.add_argument("--trials-dispatch", type=int, default=100)
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--problems", nargs="+", default=list(PROBLEMS))
+    ap.add_argument(
+        "--problems",
+        nargs="+",
+        default=list(PROBLEMS),
+        help="synthetic problems (default: all) and/or real-ML ones (gb_cancer, svc_digits, "
+        "mlp_wine, rf_diabetes, sgd_digits; their tables built by bench_real_ml.py build)",
+    )
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument(
         "--catch-up",

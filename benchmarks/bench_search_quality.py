@@ -1,9 +1,11 @@
-"""Search quality: median final regret after N trials, hpo vs Optuna GPSampler vs skopt GP.
+"""Search quality: median final regret after N trials, hpo vs Optuna GP and TPE vs skopt GP.
 
 What it measures
     For each problem (see ``benchmarks/_problems.py`` for the exact domains: Branin 2-D,
-    Hartmann-6 on [0,1]^6, Rosenbrock-4 on [-2.048,2.048]^4, Ackley-5 on [-5,10]^5, and two
-    deep-learning-shaped synthetics "mixed" and "conditional") and each method, run
+    Hartmann-6 on [0,1]^6, Rosenbrock-4 on [-2.048,2.048]^4, Ackley-5 on [-5,10]^5,
+    Styblinski-Tang-4 on [-5,5]^4 (one global basin in a corner, 15 local ones), two
+    deep-learning-shaped synthetics "mixed" and "conditional", and "trap", a conditional space
+    whose easy branch hides the optimum in the other) and each method, run
     ``--trials`` (default 40) evaluations for each of ``--seeds`` seeds (default 5: seeds
     0..4) and record the final regret = best value found - known optimum. The table shows the
     median regret over seeds, and each method's mean rank of the final regret over all
