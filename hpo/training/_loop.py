@@ -138,6 +138,16 @@ def evaluate(
     return float(loss) / len(y), float(correct) / len(y)
 
 
+def _set_attrs(trial: TrialLike, attrs: dict[str, Any]) -> None:
+    """Store ``attrs`` with the trial, in one write where it can (``set_user_attrs``)."""
+    setter = getattr(trial, "set_user_attrs", None)
+    if callable(setter):
+        setter(attrs)
+    else:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+
+
 def train_and_evaluate(
     trial: TrialLike,
     *,
@@ -181,12 +191,7 @@ def train_and_evaluate(
     generator.manual_seed(run_seed)
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
     val_x, val_y = data.val_x.to(dev), data.val_y.to(dev)
-    about = {"n_params": sum(p.numel() for p in net.parameters()), "device": str(dev)}
-    if isinstance(trial, Trial):
-        trial.set_user_attrs(about)  # one write
-    else:
-        for key, value in about.items():
-            trial.set_user_attr(key, value)
+    _set_attrs(trial, {"n_params": sum(p.numel() for p in net.parameters()), "device": str(dev)})
 
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time")
     history: dict[str, list[Any]] = {k: [] for k in keys}
@@ -217,8 +222,7 @@ def train_and_evaluate(
         if isinstance(trial, Trial):  # the report and the curves: one write per epoch
             trial.report(val_acc, epoch, attrs=curves)
         else:
-            for key, value in curves.items():
-                trial.set_user_attr(key, value)
+            _set_attrs(trial, curves)
             trial.report(val_acc, epoch)
         if trial.should_prune():
             if getattr(trial, "pausing", False):  # it may go on from here when promoted
