@@ -172,7 +172,7 @@ class ASHA(BasePruner):
             the best ``floor(n / reduction_factor)`` at its rung keeps its checkpoint and waits;
             it goes on from there when later, worse trials lift it into that share (ASHA's
             promotion, as in Ray Tune's HyperBand scheduler). Fewer epochs than stopping, for
-            the same best (``benchmarks/bench_pruning.py pause``); needs checkpoints and an
+            the same best (``benchmarks/bench_pause.py``); needs checkpoints and an
             objective that resumes from them (the built-in training loop does).
     """
 

@@ -265,29 +265,24 @@ class SQLStore(_Database, Store):
                 conn.execute(trials.update().where(trials.c.id == trial_id).values(**values))
 
     def annotate_trial(self, trial_id: int, system: Mapping[str, Any]) -> None:
-        with self._tx("annotate a trial", write=True) as conn:
-            row = conn.execute(
-                sa.select(trials.c.system_attrs).where(trials.c.id == trial_id)
-            ).first()
-            if row is None:
-                raise StorageError(f"cannot annotate: trial id {trial_id} does not exist.")
-            conn.execute(
-                trials.update()
-                .where(trials.c.id == trial_id)
-                .values(system_attrs={**(row[0] or {}), **system})
-            )
+        self._merge_attrs(trials.c.system_attrs, trial_id, system, "trial")
 
     def annotate_study(self, study_id: int, attrs: Mapping[str, Any]) -> None:
-        with self._tx("annotate a study", write=True) as conn:
-            row = conn.execute(
-                sa.select(studies.c.user_attrs).where(studies.c.id == study_id)
-            ).first()
+        self._merge_attrs(studies.c.user_attrs, study_id, attrs, "study")
+
+    def _merge_attrs(
+        self, column: sa.Column[Any], row_id: int, attrs: Mapping[str, Any], what: str
+    ) -> None:
+        """Merge ``attrs`` into the JSON ``column`` of row ``row_id``, whatever its state."""
+        table = column.table
+        with self._tx(f"annotate a {what}", write=True) as conn:
+            row = conn.execute(sa.select(column).where(table.c.id == row_id)).first()
             if row is None:
-                raise StorageError(f"cannot annotate: study id {study_id} does not exist.")
+                raise StorageError(f"cannot annotate: {what} id {row_id} does not exist.")
             conn.execute(
-                studies.update()
-                .where(studies.c.id == study_id)
-                .values(user_attrs={**(row[0] or {}), **attrs})
+                table.update()
+                .where(table.c.id == row_id)
+                .values({column.name: {**(row[0] or {}), **attrs}})
             )
 
     def heartbeat(self, trial_ids: Sequence[int]) -> None:
