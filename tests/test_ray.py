@@ -6,6 +6,7 @@ killed mid-study, Ctrl-C is a real SIGINT."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -714,3 +715,103 @@ def test_a_driver_killed_during_the_last_trials_resumes_them(
     counted = [t for t in trials if not t.interrupted]
     assert len(counted) == 4 and all(t.state is TrialState.COMPLETE for t in counted)
     assert [t for t in trials if t.interrupted]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def test_a_lost_node_resumes_its_trial_on_another_from_its_checkpoint(
+    cluster: tuple[RayCluster, MlflowServer], workdir: Path, postgres_url: str
+) -> None:
+    """The raylet of the node running a trial is SIGKILLed mid-step, so the whole node is lost:
+    with --retries the trial goes on from its last checkpoint on the node that is left, as the
+    same trial, and no step before the checkpoint runs again. (Last in this module: the second
+    node stays lost.)"""
+    ray_cluster, _ = cluster
+    name = "lost-node"
+    proc = subprocess.Popen(
+        ray_cluster.ns.cmd(
+            _run_cmd(
+                "objectives:resumable", "--space", str(workdir / "space.yaml"), "--trials", "4",
+                "--workers", "4", "--study", name, "--retries", "1",
+                "--storage", socket_url(postgres_url), "--no-mlflow",
+                "--checkpoint-dir", str(workdir / "ck-lost"), "--ray-address", ray_cluster.address,
+            )
+        ),
+        env={**ray_cluster.env, "HPO_TEST_NAP": "2.0"},
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+    def steps(number: int) -> list[list[str]]:
+        log = workdir / "pids" / f"{name}-{number}.steps"
+        return [ln.split() for ln in log.read_text().splitlines()] if log.exists() else []
+
+    def on_node2() -> list[int]:
+        with contextlib.suppress(hpo.StudyNotFoundError):
+            trials = hpo.load_study(name, storage=postgres_url).trials
+            return [t.number for t in trials if t.system_attrs.get("worker_host") == "hpo-node2"]
+        return []
+
+    target: list[int] = []
+
+    def a_trial_at_step_2_on_node2() -> bool:
+        target[:] = [n for n in on_node2() if len(steps(n)) >= 2]
+        return bool(target) or proc.poll() is not None
+
+    try:
+        _wait_for(a_trial_at_step_2_on_node2, 120, "a trial on the second node at its step 2")
+        assert proc.poll() is None and target
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(proc.communicate()[1][-3000:]) from None
+    number = target[0]
+
+    def comm(pid: int) -> str:
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{pid}/comm").read_text().strip()
+        return ""
+
+    raylets = [p for p in _descendants(ray_cluster.procs[1].pid) if comm(p) == "raylet"]
+    assert len(raylets) == 1, raylets
+    os.kill(raylets[0], signal.SIGKILL)  # the node is gone, with its workers
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    trials = hpo.load_study(name, storage=postgres_url).trials
+    assert not [t for t in trials if t.state is TrialState.RUNNING]
+    counted = [t for t in trials if not t.interrupted]
+    assert len(counted) == 4 and all(t.state is TrialState.COMPLETE for t in counted)
+    t = trials[number]
+    x = t.params["x"]
+    assert t.state is TrialState.COMPLETE and t.value == pytest.approx(10 * x)
+    assert dict(t.intermediate) == pytest.approx({1: x, 2: 3 * x, 3: 6 * x, 4: 10 * x})
+    assert len(t.system_attrs.get("resumed", [])) == 1, (steps(number), t.system_attrs)
+    assert "worker died" in t.system_attrs["resumed"][0]["error"]
+    assert t.system_attrs["worker_host"] == socket.gethostname()  # went on on the head node
+    lines = steps(number)
+    first = [int(s) for s, pid in lines if pid == lines[0][1]]  # on the lost node
+    after = [int(s) for s, pid in lines if pid != lines[0][1]]  # on the head node
+    resumed_at = t.system_attrs["resumed"][0]["step"]
+    assert first == list(range(1, len(first) + 1)) and len(first) >= 2
+    # From the checkpoint before the step cut short (or after it, had it just been written):
+    # no step before it ran again.
+    assert resumed_at in (len(first) - 1, len(first))
+    assert after == list(range(resumed_at + 1, 5))
