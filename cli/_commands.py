@@ -132,8 +132,9 @@ def run(
     checkpoint_dir: str = typer.Option(
         None,
         "--checkpoint-dir",
-        help="Where trials keep checkpoints: a folder or an fsspec URL [default: "
-        "FILE.checkpoints next to a SQLite store; none for PostgreSQL].",
+        help="Where trials keep checkpoints: a folder, an fsspec URL (s3://...) or the MLflow "
+        "server's artifact store (mlflow-artifacts:/FOLDER) [default: FILE.checkpoints next "
+        "to a SQLite store; none for PostgreSQL].",
         show_default=False,
     ),
     checkpoint_every: int = typer.Option(

@@ -29,10 +29,12 @@ def preflight(
     checkpoint_every: int,
     checkpoint_keep: int,
     checkpoint_best: int,
+    mlflow_uri: str | None = None,
 ) -> tuple[Any, Any]:
     """The run's executor (None: in-process) and checkpoint settings (None: none kept),
     checked. ``local_device``: the built-in objective trains in this process or on Ray, so a
-    device this machine lacks fails here.
+    device this machine lacks fails here. ``mlflow_uri`` is the server an
+    ``mlflow-artifacts:/FOLDER`` checkpoint location without a host is on.
 
     Raises:
         HpoError: a setting that cannot work (PrunerError for a pausing pruner without
@@ -45,19 +47,35 @@ def preflight(
     elif device is not None and local_device:
         _check_local_device(device)
     checkpointing = _checkpointing(
-        url, checkpoint_dir, checkpoint_every, checkpoint_keep, checkpoint_best, checkpoints
+        url,
+        checkpoint_dir,
+        checkpoint_every,
+        checkpoint_keep,
+        checkpoint_best,
+        checkpoints,
+        mlflow_uri,
     )  # an unwritable or full location fails here
     check_pause(pruner, checkpointing)
     return executor, checkpointing
 
 
-def _checkpointing(url: str, folder: str | None, every: int, keep: int, best: int, on: bool) -> Any:
+def _checkpointing(
+    url: str, folder: str | None, every: int, keep: int, best: int, on: bool, mlflow: str | None
+) -> Any:
     """The run's checkpoint settings, checked (made and written to); None when it keeps
     none: checkpoints off, or a store with no default location and no folder given."""
-    from hpo.trial._checkpoints import Checkpointing, default_checkpoint_dir
+    from hpo.trial._checkpoints import (
+        Checkpointing,
+        default_checkpoint_dir,
+        mlflow_artifacts_url,
+    )
 
     if not on:
         return None
+    if folder is not None and folder.startswith("mlflow-artifacts:"):
+        from hpo.tracking import resolve_tracking_uri
+
+        folder = mlflow_artifacts_url(folder, resolve_tracking_uri(mlflow))
     root = folder if folder is not None else default_checkpoint_dir(url)
     if root is None:
         return None

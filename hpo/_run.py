@@ -179,7 +179,7 @@ def run_study(
         gpus_per_trial=gpus_per_trial, retries=retries, device=device,
         local_device=objective is None, checkpoints=checkpoints, checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every, checkpoint_keep=checkpoint_keep,
-        checkpoint_best=checkpoint_best,
+        checkpoint_best=checkpoint_best, mlflow_uri=mlflow_uri,
     )  # fmt: skip
     store = get_store(storage)
     created = not _has_study(store, name)
@@ -370,6 +370,10 @@ def _search(
         if progress:
             bar.stop()
         if tracker is not None:
+            if outcome == "FINISHED" and tracker.flush(120):
+                # Trials a worker's tracker (or a timed-out request) missed, logged now
+                # rather than left to `hpo mlflow-sync`.
+                tracker.backfill(study)
             tracker.close(timeout=120, status=outcome)
             if executor is not None:  # the workers' trackers logged: end the study here
                 tracker.end_study(study, outcome)

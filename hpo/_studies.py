@@ -289,7 +289,11 @@ def delete_study(
     for t in store.get_trials(record.id):
         info = t.system_attrs.get("checkpoint")
         if isinstance(info, Mapping) and info.get("dir"):
-            folders.add(str(info["dir"]))
+            trial_dir = str(info["dir"]).rstrip("/")
+            # ROOT/STUDY/trial-N: the study's whole folder goes (also where folders are
+            # not removed with their last file, as on an MLflow server).
+            parent, _, base = trial_dir.rpartition("/")
+            folders.add(parent if re.fullmatch(r"trial-\d+", base) and parent else trial_dir)
     for root in (default_checkpoint_dir(store.url), checkpoint_dir):
         if root is not None:
             folders.add(Checkpointing(root).study_dir(name))

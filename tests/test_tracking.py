@@ -392,6 +392,26 @@ def test_the_cli_counts_untracked_trials_from_the_store_and_its_backfill_command
         srv.stop()
 
 
+def test_a_run_ends_by_logging_the_trials_that_have_no_run_yet(
+    server: Server, tmp_path: Path
+) -> None:
+    """Trials stored without a run (here: an earlier run with --no-mlflow; on Ray, those a
+    worker's tracker failed to log) are logged when a tracked run of the study ends, once."""
+    _toy_project(tmp_path)
+    _cli(tmp_path, *_TOY_RUN, "--study", "late", "--trials", "3", "--no-mlflow")
+    out = _cli(tmp_path, *_TOY_RUN, "--study", "late", "--trials", "5", "--mlflow-uri", server.url)
+    assert f"MLflow: tracked in {server.url}" in out.stdout
+    runs = [r for r in _runs(server.url, "late") if r.data.tags.get("hpo.kind") == "trial"]
+    assert sorted(int(r.data.tags["hpo.trial"]) for r in runs) == [0, 1, 2, 3, 4]
+    stored = hpo.load_study("late", storage=f"sqlite:///{tmp_path / 'hpo.db'}")
+    assert {t.system_attrs["mlflow_run_id"] for t in stored.trials} == {r.info.run_id for r in runs}
+    # Nothing left to log: no request, nothing logged twice.
+    assert MlflowTracker(server.url).backfill(stored) == 0
+    assert (
+        len([r for r in _runs(server.url, "late") if r.data.tags.get("hpo.kind") == "trial"]) == 5
+    )
+
+
 # -- a hung server (issue 17) -----------------------------------------------------------------
 
 
@@ -512,3 +532,82 @@ def test_close_ends_the_parent_run_of_a_study_tracked_from_python(
     assert _parent(server.url, "py-ends").info.status == "RUNNING"
     tracker.close()
     assert _parent(server.url, "py-ends").info.status == "FINISHED"
+
+
+_CKPT_OBJECTIVE = '''
+import os
+
+
+def f(trial):
+    """Sums x * step over 3 steps, a checkpoint after each; with DIE set, the whole process
+    dies (as under SIGKILL) in step 3 of trial 0."""
+    state = trial.last_checkpoint() or {"step": 0, "total": 0.0}
+    for step in range(state["step"] + 1, 4):
+        if trial.number == 0 and step == 3 and os.environ.get("DIE"):
+            os._exit(9)
+        with open("steps.log", "a") as log:
+            log.write(f"{trial.number} {step}\\n")
+        state = {"step": step, "total": state["total"] + trial.params["x"] * step}
+        trial.report(state["total"], step)
+        trial.checkpoint(state)
+    return state["total"]
+'''
+
+
+def test_checkpoints_in_the_servers_artifact_store_resume_a_killed_driver(
+    server: Server, tmp_path: Path
+) -> None:
+    (tmp_path / "toy.yaml").write_text("params:\n  x: {type: float, low: 0, high: 1}\n")
+    (tmp_path / "obj.py").write_text(_CKPT_OBJECTIVE)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(tmp_path)
+
+    def hpo_cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hpo.cli", *args], cwd=tmp_path, capture_output=True,
+            text=True, env={**env, **extra}, timeout=300,
+        )  # fmt: skip
+
+    run = ("run", "--space", "toy.yaml", "--objective", "obj:f", "--strategy", "random",
+           "--study", "ck", "--trials", "3", "--no-progress", "--mlflow-uri", server.url,
+           "--checkpoint-dir", "mlflow-artifacts:/ckpt")  # fmt: skip
+    died = hpo_cli(*run, DIE="1")
+    assert died.returncode == 9, died.stderr[-2000:]
+    # The checkpoint went through the server into its artifact root, recorded with the host.
+    files = tmp_path / "artifacts"  # not here: on the server's side
+    assert not files.exists()
+    trial_dir = server.root / "artifacts" / "ckpt" / "ck" / "trial-0"
+    assert sorted(p.name for p in trial_dir.iterdir()) == ["epoch-2.pt"]  # keep=1
+    store = f"sqlite:///{tmp_path / 'hpo.db'}"
+    t0 = hpo.load_study("ck", storage=store).trials[0]
+    assert t0.system_attrs["checkpoint"]["dir"] == (
+        f"mlflow-artifacts://127.0.0.1:{server.port}/ckpt/ck/trial-0"
+    )
+
+    again = hpo_cli(*run)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming trial 0 from its checkpoint of step 2" in again.stderr
+    trials = hpo.load_study("ck", storage=store).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    x0 = trials[0].params["x"]
+    assert trials[0].value == pytest.approx(6 * x0)
+    steps = (tmp_path / "steps.log").read_text().split("\n")
+    assert [s for s in steps if s.startswith("0 ")] == ["0 1", "0 2", "0 3"]  # none twice
+    # Finished trials keep their checkpoints on the server only if they are the best.
+    best = min(trials, key=lambda t: float(t.value or 0.0)).number
+    assert sorted(p.name for p in trial_dir.parent.iterdir()) == [f"trial-{best}"]
+
+    deleted = hpo_cli("delete", "ck", "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert not trial_dir.parent.exists()
+
+    # Bad locations: one line, exit 2, nothing stored.
+    for args, says in (
+        (("--checkpoint-dir", "mlflow-artifacts:/ckpt", "--no-mlflow"), "--mlflow-uri http"),
+        (("--checkpoint-dir", "mlflow-artifacts://127.0.0.1:9/ckpt"), "cannot write"),
+    ):
+        bad = hpo_cli(*run[:7], "--study", "bad", "--no-progress", *args)
+        assert bad.returncode == 2, bad.stderr
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], lines
+    assert [s.name for s in hpo.list_studies(store)] == []

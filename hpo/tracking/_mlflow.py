@@ -152,6 +152,27 @@ class MlflowTracker(_MlflowRuns, Observer):
                 log.debug("could not reconcile parent runs: %s", e)
         return True
 
+    def backfill(self, study: Study) -> int:
+        """Log the finished trials of ``study`` that have no run yet, when the server answers:
+        those a Ray worker's tracker or a timed-out request left behind. Returns how many were
+        logged; a failure leaves them to ``hpo mlflow-sync`` (the run's summary counts them).
+        """
+        missing = [
+            t
+            for t in study.trials
+            if t.state is not TrialState.RUNNING and "mlflow_run_id" not in t.system_attrs
+        ]
+        if not missing or self._delivery.is_down() or not self._delivery.probe():
+            return 0
+        try:
+            added, _ = self.sync(study)
+        except Exception as e:
+            log.debug("could not backfill %d trial(s): %s", len(missing), e)
+            return 0
+        if added:
+            log.info("MLflow: logged %d trial(s) that the run had not tracked", added)
+        return added
+
     def close(self, timeout: float = 60.0, *, status: str = "FINISHED") -> None:
         """Flush, end the parent run of every study this tracker saw with ``status``
         (FINISHED, KILLED or FAILED), then stop the background thread. A server that does

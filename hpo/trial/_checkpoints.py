@@ -1,9 +1,10 @@
 """Where a study's checkpoints live, and how they are written, read and deleted.
 
 Layout: ``ROOT/STUDY/trial-N/epoch-E.pt``. ``ROOT`` is a local folder (by default the SQLite
-store's file name plus ``.checkpoints``) or any fsspec URL (``s3://bucket/ckpt``,
-``file:///shared/ckpt``, ``memory://x``). A trial records where its checkpoints are in its
-system attribute ``checkpoint``::
+store's file name plus ``.checkpoints``), any fsspec URL (``s3://bucket/ckpt``,
+``file:///shared/ckpt``, ``memory://x``) or an MLflow tracking server's artifact store
+(``mlflow-artifacts:/ckpt``, kept as ``mlflow-artifacts://HOST:PORT/ckpt``). A trial
+records where its checkpoints are in its system attribute ``checkpoint``::
 
     {"dir": "ROOT/STUDY/trial-N", "files": ["epoch-3.pt"], "step": 3, "saved": 3}
 
@@ -21,6 +22,7 @@ import os
 import posixpath
 import secrets
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,7 +34,13 @@ if TYPE_CHECKING:
     from hpo.study import Study
     from hpo.trial._frozen import FrozenTrial
 
-__all__ = ["MIN_FREE_BYTES", "Checkpointing", "clean_checkpoints", "default_checkpoint_dir"]
+__all__ = [
+    "MIN_FREE_BYTES",
+    "Checkpointing",
+    "clean_checkpoints",
+    "default_checkpoint_dir",
+    "mlflow_artifacts_url",
+]
 
 log = logging.getLogger("hpo")
 
@@ -40,8 +48,11 @@ log = logging.getLogger("hpo")
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
+_MLFLOW = "mlflow-artifacts:"
+
+
 def _is_local(path: str) -> bool:
-    return "://" not in path or path.startswith("file://")
+    return ("://" not in path and not path.startswith(_MLFLOW)) or path.startswith("file://")
 
 
 def _local(path: str) -> str:
@@ -49,10 +60,130 @@ def _local(path: str) -> str:
 
 
 def _fs(url: str) -> tuple[Any, str]:
+    if url.startswith(_MLFLOW):
+        return _MlflowArtifacts.from_url(url)
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(url)
     return fs, root
+
+
+def mlflow_artifacts_url(url: str, tracking_uri: str | None = None) -> str:
+    """``mlflow-artifacts:/PATH`` made self-contained, ``mlflow-artifacts://HOST:PORT/PATH``,
+    with the host of ``tracking_uri`` (default: MLflow's current one), so that a process on
+    another machine, with another tracking URI, finds the same files. A URL with a host is
+    returned as it is.
+
+    Raises:
+        HpoError: the URL has no host and the tracking URI is not an ``http(s)`` server.
+    """
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    path = parsed.path.strip("/")
+    if not path:
+        raise HpoError(
+            f"checkpoint location {url!r} names no folder; write mlflow-artifacts:/FOLDER."
+        )
+    if parsed.netloc:
+        return f"{_MLFLOW}//{parsed.netloc}/{path}"
+    if tracking_uri is None:
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri()
+    track = urlparse(tracking_uri)
+    if track.scheme not in ("http", "https") or not track.netloc:
+        raise HpoError(
+            f"checkpoint location {url!r} is on an MLflow tracking server, but the tracking "
+            f"URI is {tracking_uri!r}: pass --mlflow-uri http://HOST:PORT (or set "
+            f"MLFLOW_TRACKING_URI), or write mlflow-artifacts://HOST:PORT/{path}."
+        )
+    return f"{_MLFLOW}//{track.netloc}/{path}"
+
+
+class _MlflowArtifacts:
+    """The few file-system calls checkpoints make, on the artifact store an MLflow tracking
+    server proxies (``mlflow server`` serves one by default): paths are relative to the
+    server's artifact root. Requests go through MLflow's own HTTP client, so its credentials
+    (``MLFLOW_TRACKING_TOKEN``, ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``) and retries apply.
+    The store has no rename: a file is written under its final name, and the store records
+    it only once the upload has completed."""
+
+    can_rename = False
+
+    def __init__(self, netloc: str) -> None:
+        from urllib.parse import urlparse
+
+        import mlflow
+
+        self.netloc = netloc
+        # The scheme (and any path prefix) of the current tracking URI when it is this
+        # server; plain http otherwise.
+        current = mlflow.get_tracking_uri()
+        self.tracking_uri = (
+            current
+            if urlparse(current).netloc == netloc and current.startswith("http")
+            else f"http://{netloc}"
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> tuple[_MlflowArtifacts, str]:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(mlflow_artifacts_url(url))
+        return cls(parsed.netloc), parsed.path.strip("/")
+
+    def _repo(self, path: str) -> Any:
+        from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
+
+        return MlflowArtifactsRepository(
+            f"{_MLFLOW}//{self.netloc}/{path.strip('/')}", tracking_uri=self.tracking_uri
+        )
+
+    def probe(self) -> None:
+        """Fail within seconds when the server does not answer (MLflow's own client retries
+        for minutes)."""
+        import urllib.request
+
+        base = self.tracking_uri.rstrip("/")
+        with urllib.request.urlopen(f"{base}/health", timeout=5):
+            pass
+
+    def makedirs(self, path: str, exist_ok: bool = True) -> None:
+        """Nothing to do: a folder exists once a file is in it."""
+
+    def pipe_file(self, path: str, data: bytes) -> None:
+        parent, name = posixpath.split(path)
+        with tempfile.TemporaryDirectory(prefix="hpo-ckpt-") as d:
+            local = os.path.join(d, name)
+            with open(local, "wb") as f:
+                f.write(data)
+            self._repo(parent).log_artifact(local)
+
+    def cat_file(self, path: str) -> bytes:
+        # One GET, as MLflow's own download does, without its progress bar and listing.
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import augmented_raise_for_status, http_request
+
+        parent, name = posixpath.split(path)
+        creds = get_default_host_creds(self._repo(parent).artifact_uri)
+        resp = http_request(creds, f"/{name}", "GET")
+        if resp.status_code == 404:
+            raise FileNotFoundError(f"no checkpoint {path!r} on {self.netloc}")
+        augmented_raise_for_status(resp)
+        return bytes(resp.content)
+
+    def exists(self, path: str) -> bool:
+        parent, name = posixpath.split(path)
+        listed = self._repo(parent).list_artifacts()
+        return any(posixpath.basename(f.path) == name for f in listed)
+
+    def rm_file(self, path: str) -> None:
+        parent, name = posixpath.split(path)
+        self._repo(parent).delete_artifacts(name)  # a missing file is no error
+
+    def rm(self, path: str, recursive: bool = False) -> None:
+        self._repo(path).delete_artifacts()
 
 
 def _join(root: str, *parts: str) -> str:
@@ -101,6 +232,8 @@ class Checkpointing:
         if _is_local(self.dir):
             local = os.path.abspath(os.path.expanduser(_local(self.dir)))
             object.__setattr__(self, "dir", local)
+        elif self.dir.startswith(_MLFLOW):
+            object.__setattr__(self, "dir", mlflow_artifacts_url(self.dir))
 
     # -- places --------------------------------------------------------------------------
     def trial_dir(self, study: str, number: int) -> str:
@@ -135,6 +268,8 @@ class Checkpointing:
                     )
             else:
                 fs, root = _fs(self.dir)
+                if isinstance(fs, _MlflowArtifacts):
+                    fs.probe()
                 fs.makedirs(root, exist_ok=True)
                 probe = posixpath.join(root, probe_name)
                 fs.pipe_file(probe, b"hpo")
@@ -170,6 +305,9 @@ class Checkpointing:
         torch.save(state, buf, _use_new_zipfile_serialization=False)
         fs, root = _fs(trial_dir)
         fs.makedirs(root, exist_ok=True)
+        if not getattr(fs, "can_rename", True):
+            fs.pipe_file(posixpath.join(root, name), buf.getvalue())
+            return
         tmp = posixpath.join(root, tmp_name)
         fs.pipe_file(tmp, buf.getvalue())
         fs.mv(tmp, posixpath.join(root, name))
