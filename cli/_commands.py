@@ -140,6 +140,14 @@ def run(
     checkpoint_every: int = typer.Option(
         1, "--checkpoint-every", min=1, help="Checkpoint the training loop every N epochs."
     ),
+    checkpoint_overhead: float = typer.Option(
+        0.01,
+        "--checkpoint-overhead",
+        min=0.0,
+        max=0.99,
+        help="The most of its training time the built-in loop spends on checkpoints: where "
+        "a save costs more (epochs of ~0.1 s), it saves less often; 0 saves every N epochs.",
+    ),
     checkpoint_keep: int = typer.Option(
         1, "--checkpoint-keep", min=1, help="Newest checkpoints kept per running trial."
     ),
@@ -176,7 +184,8 @@ def run(
         device=device, data_dir=data_dir, workers=workers, ray_address=ray_address,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, retries=retries,
         checkpoints=not no_checkpoints, checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every, checkpoint_keep=checkpoint_keep,
+        checkpoint_every=checkpoint_every, checkpoint_overhead=checkpoint_overhead,
+        checkpoint_keep=checkpoint_keep,
         checkpoint_best=checkpoint_best, mlflow=not no_mlflow, mlflow_uri=mlflow_uri,
         mlflow_models=mlflow_models, evaluate=evaluate, progress=progress,
         on_search_end=after_search, say=lambda line: con.print(line, soft_wrap=True),

@@ -30,6 +30,7 @@ def preflight(
     checkpoint_keep: int,
     checkpoint_best: int,
     mlflow_uri: str | None = None,
+    checkpoint_overhead: float = 0.01,
 ) -> tuple[Any, Any]:
     """The run's executor (None: in-process) and checkpoint settings (None: none kept),
     checked. ``local_device``: the built-in objective trains in this process or on Ray, so a
@@ -54,13 +55,21 @@ def preflight(
         checkpoint_best,
         checkpoints,
         mlflow_uri,
+        checkpoint_overhead,
     )  # an unwritable or full location fails here
     check_pause(pruner, checkpointing)
     return executor, checkpointing
 
 
 def _checkpointing(
-    url: str, folder: str | None, every: int, keep: int, best: int, on: bool, mlflow: str | None
+    url: str,
+    folder: str | None,
+    every: int,
+    keep: int,
+    best: int,
+    on: bool,
+    mlflow: str | None,
+    overhead: float,
 ) -> Any:
     """The run's checkpoint settings, checked (made and written to); None when it keeps
     none: checkpoints off, or a store with no default location and no folder given."""
@@ -79,7 +88,7 @@ def _checkpointing(
     root = folder if folder is not None else default_checkpoint_dir(url)
     if root is None:
         return None
-    settings = Checkpointing(root, every=every, keep=keep, best=best)
+    settings = Checkpointing(root, every=every, keep=keep, best=best, overhead=overhead)
     settings.check()
     return settings
 

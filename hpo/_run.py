@@ -91,6 +91,7 @@ def run_study(
     checkpoints: bool = True,
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 1,
+    checkpoint_overhead: float = 0.01,
     checkpoint_keep: int = 1,
     checkpoint_best: int = 1,
     mlflow: bool = True,
@@ -132,6 +133,9 @@ def run_study(
         checkpoint_dir: Where (a folder or fsspec URL); default ``FILE.checkpoints`` next to
             a SQLite store, none for other stores.
         checkpoint_every: Checkpoint the training loop every N epochs.
+        checkpoint_overhead: The most of its training time the loop spends on checkpoints
+            (it saves less often where a save costs more; 0: every N epochs whatever the
+            cost); see :class:`hpo.Checkpointing`.
         checkpoint_keep: Newest checkpoints kept per running trial.
         checkpoint_best: Finished trials whose checkpoints are kept (the best N).
         mlflow: Track trials in MLflow.
@@ -178,7 +182,8 @@ def run_study(
         url, prn, workers=workers, ray_address=ray_address, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, retries=retries, device=device,
         local_device=objective is None, checkpoints=checkpoints, checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every, checkpoint_keep=checkpoint_keep,
+        checkpoint_every=checkpoint_every, checkpoint_overhead=checkpoint_overhead,
+        checkpoint_keep=checkpoint_keep,
         checkpoint_best=checkpoint_best, mlflow_uri=mlflow_uri,
     )  # fmt: skip
     store = get_store(storage)

@@ -284,18 +284,70 @@ class Study:
             ),
         )
         pausing = live is not None and live.pausing and self.checkpointing is not None
-        system = None  # a paused trial waits with its checkpoint, and may be promoted
+        system: dict[str, Any] | None = None  # a paused trial waits with its checkpoint
         if st is TrialState.PRUNED and pausing and live is not None:
             system = {PAUSED_ATTR: max(live.intermediate, default=1)}
+        # A trial whose checkpoint goes at once (pruned, or completed outside the best K)
+        # records that in the same write that finishes it; its files go after.
+        dropped = self._dropped_checkpoint(live, st, v, pausing)
+        if dropped is not None:
+            system = {**(system or {}), "checkpoint": {**dropped, "files": [], "deleted": True}}
         ok = self._store.finish_trial(trial_id, st, value=v, error=error, system_attrs=system)
         if not ok:
             raise HpoError(f"trial {number} of study {self.name!r} has already finished.")
         frozen = read_trial(self, number)
-        self.clean_checkpoints()
+        if dropped is not None:
+            self._ckpt_cleaned.add(number)
+            try:
+                Checkpointing.remove_tree(str(dropped["dir"]))
+            except Exception as e:  # recorded as gone; `hpo delete` removes the folder
+                log.warning("could not delete the checkpoints of trial %d: %s", number, e)
+        else:  # it may displace another trial's kept checkpoint
+            self.clean_checkpoints()
         trial_ended(self, frozen, trial if isinstance(trial, Trial) else None)
         return frozen
 
     # -- checkpoints ---------------------------------------------------------------------
+    def _dropped_checkpoint(
+        self, live: Trial | None, state: TrialState, value: float | None, pausing: bool
+    ) -> dict[str, Any] | None:
+        """The checkpoint record of ``live`` when its files go as it finishes with ``state``
+        and ``value``: pruned (not paused), or completed and not among the best
+        ``checkpointing.best`` completed trials that keep theirs. Ranked against the finished
+        trials this process has read (no store read): a better trial it has not seen yet
+        only makes it keep the files, and ``clean_checkpoints`` then settles it.
+        """
+        settings = self.checkpointing
+        info = live.checkpoint_info if live is not None else None
+        if settings is None or not info or not info.get("files"):
+            return None
+        if state is TrialState.PRUNED and not pausing:
+            return info
+        if state is not TrialState.COMPLETE or value is None or live is None:
+            return None  # failed (maybe interrupted: it may resume): clean_checkpoints decides
+        return None if self._would_keep_checkpoint(live.number, value) else info
+
+    def _would_keep_checkpoint(self, number: int, value: float) -> bool:
+        """Whether trial ``number``, completed with ``value``, would rank among the best
+        ``checkpointing.best`` completed trials that keep checkpoints, as far as the finished
+        trials this process has read tell (no store read)."""
+        settings = self.checkpointing
+        if settings is None:
+            return False
+        sign = -1.0 if self.direction is Direction.MAXIMIZE else 1.0
+        mine = (sign * float(value), number)
+        better = 0
+        for t in list(self._finished.values()):
+            kept = t.system_attrs.get("checkpoint")
+            if (
+                t.state is TrialState.COMPLETE
+                and isinstance(kept, Mapping)
+                and kept.get("files")
+                and (sign * float(t.value or 0.0), t.number) < mine
+            ):
+                better += 1
+        return better < settings.best
+
     def clean_checkpoints(self) -> list[int]:
         """Delete the checkpoints of finished trials except those of the best
         ``checkpointing.best`` completed ones; the numbers of the trials whose checkpoints

@@ -204,11 +204,10 @@ class SQLStore(_Database, Store):
             raise
         return None if pk is None else int(pk[0])
 
-    def _running(self, conn: Connection, trial_id: int, doing: str) -> Any:
+    def _running(self, conn: Connection, trial_id: int, doing: str, *attrs: sa.Column[Any]) -> Any:
+        """The trial's row (state, number and the ``attrs`` columns), which must be running."""
         row = conn.execute(
-            sa.select(
-                trials.c.state, trials.c.number, trials.c.user_attrs, trials.c.system_attrs
-            ).where(trials.c.id == trial_id)
+            sa.select(trials.c.state, trials.c.number, *attrs).where(trials.c.id == trial_id)
         ).first()
         if row is None:
             raise StorageError(f"cannot {doing}: trial id {trial_id} does not exist.")
@@ -224,7 +223,7 @@ class SQLStore(_Database, Store):
         v = None if value != value else float(value)  # NaN is kept as NULL
         with self._tx("report a value", write=True) as conn:
             if user:
-                row = self._running(conn, trial_id, "report a value")
+                row = self._running(conn, trial_id, "report a value", trials.c.user_attrs)
                 conn.execute(
                     trials.update()
                     .where(trials.c.id == trial_id)
@@ -255,7 +254,10 @@ class SQLStore(_Database, Store):
         system: Mapping[str, Any] | None = None,
     ) -> None:
         with self._tx("set trial attributes", write=True) as conn:
-            row = self._running(conn, trial_id, "set an attribute")
+            wanted = [
+                c for c, v in ((trials.c.user_attrs, user), (trials.c.system_attrs, system)) if v
+            ]
+            row = self._running(conn, trial_id, "set an attribute", *wanted)
             values: dict[str, Any] = {}
             if user:
                 values["user_attrs"] = {**(row.user_attrs or {}), **user}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -105,6 +106,9 @@ class LoopCheckpoints:
         settings = getattr(trial, "checkpointing", None)
         self.enabled = callable(getattr(trial, "checkpoint", None)) and settings is not None
         self.every = int(getattr(settings, "every", 1)) if self.enabled else 0
+        self.overhead = float(getattr(settings, "overhead", 0.0)) if self.enabled else 0.0
+        self._saved_at = 0  # the epoch of the last save (or of the checkpoint resumed from)
+        self._pack_seconds = 0.0  # main-thread time of the last save
 
     def restore(
         self,
@@ -121,6 +125,7 @@ class LoopCheckpoints:
         state = last(map_location="cpu")
         if state is None:
             return None
+        self._saved_at = int(state.get("epoch", 0)) if isinstance(state, Mapping) else 0
         if not isinstance(state, Mapping) or state.get("format") != FORMAT:
             log.warning("trial %s: its checkpoint is not the training loop's; starting over",
                         getattr(self.trial, "number", "?"))  # fmt: skip
@@ -162,10 +167,24 @@ class LoopCheckpoints:
         *,
         due: bool = False,
     ) -> None:
-        """Checkpoint after ``epoch`` when it is due (every ``every`` epochs, and the last, or
-        ``due``: a trial the pruner pauses here)."""
-        if not self.enabled or (epoch % self.every and epoch != self.epochs and not due):
+        """Checkpoint after ``epoch`` when it is due: every ``every`` epochs unless saving
+        would cost more than ``overhead`` of the training since the last save (see
+        :class:`hpo.Checkpointing`); after the last epoch when the trial's value ``best``
+        ranks it among the trials that keep theirs; always when ``due`` (a trial the pruner
+        pauses here)."""
+        if not self.enabled:
             return
+        if not (due or epoch == self.epochs) and (
+            epoch % self.every or self._too_soon(epoch, history)
+        ):
+            return
+        if epoch == self.epochs and not due:
+            # The end: a checkpoint the trial's completion would delete at once (it is not
+            # among the best kept) is not worth writing.
+            keeps = getattr(self.trial, "would_keep_checkpoint", None)
+            if callable(keeps) and not keeps(best):
+                return
+        start = time.perf_counter()
         state = {
             "format": FORMAT,
             "epoch": epoch,
@@ -188,3 +207,16 @@ class LoopCheckpoints:
             "best_epoch": best_epoch,
         }
         self.trial.checkpoint(state, epoch, background=True)
+        self._saved_at = epoch
+        self._pack_seconds = time.perf_counter() - start
+
+    def _too_soon(self, epoch: int, history: Mapping[str, list[Any]]) -> bool:
+        """Whether one save (its main-thread part and its last write) costs more than
+        ``overhead`` of the training time since the last save."""
+        if self.overhead <= 0 or not self._saved_at:
+            return False
+        written = getattr(self.trial, "save_seconds", None)
+        if written is None:
+            return False
+        trained = sum(float(t) for t in history.get("epoch_time", [])[self._saved_at : epoch])
+        return (self._pack_seconds + float(written)) > self.overhead * trained

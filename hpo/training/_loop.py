@@ -26,6 +26,7 @@ Rules of :func:`train_and_evaluate`:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -191,7 +192,14 @@ def train_and_evaluate(
     generator.manual_seed(run_seed)
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
     val_x, val_y = data.val_x.to(dev), data.val_y.to(dev)
-    _set_attrs(trial, {"n_params": sum(p.numel() for p in net.parameters()), "device": str(dev)})
+    about = {"n_params": sum(p.numel() for p in net.parameters()), "device": str(dev)}
+    if isinstance(trial, Trial):
+        # Stored with the first epoch's report (one write fewer per trial), or on the way
+        # out when the trial ends before it.
+        pending_about: dict[str, Any] | None = about
+    else:
+        _set_attrs(trial, about)
+        pending_about = None
 
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time")
     history: dict[str, list[Any]] = {k: [] for k in keys}
@@ -202,35 +210,62 @@ def train_and_evaluate(
     if resumed is not None:
         history.update(resumed["history"])
         best, best_epoch = resumed["best"], resumed["best_epoch"]
-    for epoch in range((resumed or {}).get("epoch", 0) + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        train_loss, train_acc = train_epoch(
-            net, optimizer, train_x, train_y, config.batch_size, generator, epoch, scheduler, config
-        )
-        val_loss, val_acc = evaluate(net, val_x, val_y)
-        if not math.isfinite(val_loss):
-            raise FloatingPointError(
-                f"training diverged: validation loss became {val_loss} after epoch {epoch}"
+    try:
+        for epoch in range((resumed or {}).get("epoch", 0) + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            train_loss, train_acc = train_epoch(
+                net,
+                optimizer,
+                train_x,
+                train_y,
+                config.batch_size,
+                generator,
+                epoch,
+                scheduler,
+                config,
             )
-        row = (train_loss, train_acc, val_loss, val_acc, time.perf_counter() - t0)
-        for key, value in zip(keys, row, strict=True):
-            history[key].append(value)
-        if val_acc > best:
-            best, best_epoch = val_acc, epoch
-        curves: dict[str, Any] = {k: list(v) for k, v in history.items()}
-        curves["best_epoch"] = best_epoch
-        if isinstance(trial, Trial):  # the report and the curves: one write per epoch
-            trial.report(val_acc, epoch, attrs=curves)
-        else:
-            _set_attrs(trial, curves)
-            trial.report(val_acc, epoch)
-        if trial.should_prune():
-            if getattr(trial, "pausing", False):  # it may go on from here when promoted
-                checkpoints.save(
-                    epoch, net, optimizer, scheduler, generator, history, best, best_epoch, due=True
+            val_loss, val_acc = evaluate(net, val_x, val_y)
+            if not math.isfinite(val_loss):
+                raise FloatingPointError(
+                    f"training diverged: validation loss became {val_loss} after epoch {epoch}"
                 )
-            raise TrialPruned()
-        checkpoints.save(epoch, net, optimizer, scheduler, generator, history, best, best_epoch)
+            row = (train_loss, train_acc, val_loss, val_acc, time.perf_counter() - t0)
+            for key, value in zip(keys, row, strict=True):
+                history[key].append(value)
+            if val_acc > best:
+                best, best_epoch = val_acc, epoch
+            curves: dict[str, Any] = {k: list(v) for k, v in history.items()}
+            curves["best_epoch"] = best_epoch
+            if isinstance(trial, Trial):  # the report and the curves: one write per epoch
+                if pending_about is not None:
+                    curves.update(pending_about)
+                trial.report(val_acc, epoch, attrs=curves)
+                pending_about = None
+            else:
+                _set_attrs(trial, curves)
+                trial.report(val_acc, epoch)
+            if trial.should_prune():
+                if getattr(trial, "pausing", False):  # it may go on from here when promoted
+                    checkpoints.save(
+                        epoch,
+                        net,
+                        optimizer,
+                        scheduler,
+                        generator,
+                        history,
+                        best,
+                        best_epoch,
+                        due=True,
+                    )
+                raise TrialPruned()
+            checkpoints.save(epoch, net, optimizer, scheduler, generator, history, best, best_epoch)
+    except BaseException:
+        if pending_about is not None:  # ended before its first report: say what it was
+            with contextlib.suppress(Exception):
+                _set_attrs(trial, pending_about)
+        raise
+    if pending_about is not None:  # resumed after its last epoch: nothing was reported
+        _set_attrs(trial, pending_about)
     # Observers (the MLflow tracker) may log the trained model; it never enters the store.
     attach = getattr(trial, "attach", None)
     if callable(attach):

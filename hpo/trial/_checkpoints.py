@@ -212,6 +212,12 @@ class Checkpointing:
     Args:
         dir: The root: a local folder or an fsspec URL.
         every: The built-in training loop saves after every ``every``-th epoch (and the last).
+        overhead: The most time the built-in loop spends on checkpoints, as a fraction of its
+            training time (default 0.01). Where one save costs more than that share of the
+            epochs since the last one (an MLP whose epochs last 0.1 s), the loop waits more
+            epochs before the next save, so a lost trial loses at most ~``1/overhead`` times
+            one save's time of training; epochs of a second or more are all saved. 0 saves
+            every ``every``-th epoch whatever it costs.
         keep: Newest checkpoints kept per trial while it runs.
         best: Finished trials whose checkpoints are kept: the best ``best`` completed ones
             (the others' are deleted when a trial finishes).
@@ -221,8 +227,12 @@ class Checkpointing:
     every: int = 1
     keep: int = 1
     best: int = 1
+    overhead: float = 0.01
 
     def __post_init__(self) -> None:
+        o = self.overhead
+        if isinstance(o, bool) or not isinstance(o, int | float) or not 0 <= o < 1:
+            raise HpoError(f"checkpoint overhead must be a number in [0, 1), got {o!r}.")
         for name, low in (("every", 1), ("keep", 1), ("best", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:

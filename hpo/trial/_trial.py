@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
@@ -65,6 +66,7 @@ class Trial:
         self._ckpt: dict[str, Any] | None = dict(checkpoint) if checkpoint else None
         self._pending: Future[None] | None = None
         self._ckpt_warned = False
+        self._save_seconds: float | None = None
         self._resumed_from = resumed_from
         self._pausing = False
 
@@ -161,6 +163,12 @@ class Trial:
         return self._resumed_from
 
     @property
+    def checkpoint_info(self) -> dict[str, Any] | None:
+        """The trial's checkpoint record (``{"dir", "files", "step", "saved"}``) as this
+        process last wrote or read it; None before its first checkpoint."""
+        return dict(self._ckpt) if self._ckpt else None
+
+    @property
     def checkpointing(self) -> Checkpointing | None:
         """The study's checkpoint settings in this process (None: no checkpoints kept)."""
         return getattr(self._study, "checkpointing", None)
@@ -200,6 +208,7 @@ class Trial:
 
     def _save(self, settings: Checkpointing, trial_dir: str, step: int, state: Any) -> None:
         name = f"epoch-{step}.pt"
+        start = time.perf_counter()
         try:
             Checkpointing.write(trial_dir, name, state)
             files = [f for f in (self._ckpt or {}).get("files", []) if f != name] + [name]
@@ -208,6 +217,7 @@ class Trial:
             self._study.store.set_trial_attrs(self._id, system={"checkpoint": info})
             self._ckpt = info
             Checkpointing.remove(trial_dir, old)
+            self._save_seconds = time.perf_counter() - start
         except Exception as e:
             if not self._ckpt_warned:
                 self._ckpt_warned = True
@@ -220,6 +230,19 @@ class Trial:
                     type(e).__name__,
                     e,
                 )
+
+    def would_keep_checkpoint(self, value: float) -> bool:
+        """Whether this trial's checkpoint would be kept if it completed now with ``value``
+        (it would rank among the study's best ``checkpointing.best``); the built-in loop
+        skips writing a last checkpoint that its end would delete at once."""
+        ranks = getattr(self._study, "_would_keep_checkpoint", None)
+        return bool(ranks(self.number, value)) if callable(ranks) else True
+
+    @property
+    def save_seconds(self) -> float | None:
+        """Wall time of the last checkpoint written (file, record and old files removed);
+        None before the first. The built-in loop spaces its saves by it."""
+        return self._save_seconds
 
     def wait_checkpoints(self) -> None:
         """Wait until checkpoints saved in the background are written and recorded."""
