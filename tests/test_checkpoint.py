@@ -234,3 +234,45 @@ def test_checkpoint_locations_postgres_fsspec_and_an_unwritable_one(
     assert len(lines) == 1 and "cannot write checkpoints to" in lines[0]
     assert "--no-checkpoints" in lines[0]
     assert not (tmp_path / "hpo.db").exists()
+
+
+def test_the_loop_spaces_saves_by_their_cost_and_skips_a_last_save_its_end_would_delete(
+    tmp_path: Path,
+) -> None:
+    """With a tiny overhead budget, six short epochs are saved twice (the first, then the last
+    of the best trial); a budget of 0 saves every epoch. A trial outranked by one that keeps its
+    checkpoint does not write its last epoch, and keeps nothing once it ends."""
+    from hpo.data import load_mnist
+    from hpo.training import train_and_evaluate
+
+    data = load_mnist(download=False, max_train=300)
+    space = {
+        "layers": hpo.Categorical([1]),
+        "units_1": hpo.Categorical([32]),
+        "lr": hpo.Categorical([3e-3, 1e-7]),
+    }
+    url = f"sqlite:///{tmp_path}/s.db"
+
+    def run(name: str, overhead: float, lrs: list[float]) -> list[Any]:
+        study = hpo.create_study(space=space, direction="maximize", storage=url, name=name)
+        study.checkpointing = Checkpointing(str(tmp_path / "ck"), overhead=overhead)
+        saved = []
+        for lr in lrs:
+            trial = study.ask({"layers": 1, "units_1": 32, "lr": lr})
+            value = train_and_evaluate(trial, model="mlp", data=data, epochs=6, device="cpu")
+            trial.wait_checkpoints()
+            saved.append((trial.checkpoint_info or {}).get("saved"))
+            study.tell(trial, value)
+        return [saved, study.trials]
+
+    saved, trials = run("every", 0.0, [3e-3])
+    assert saved == [6]
+    saved, trials = run("spaced", 1e-4, [3e-3, 1e-7])
+    # Trial 0: epoch 1, then nothing until its last (a save costs > 1e-4 of 5 short epochs).
+    # Trial 1 (lr 1e-7) ranks below trial 0: its last save would be deleted at once.
+    assert saved == [2, 1]
+    assert trials[0].value > trials[1].value
+    assert trials[0].system_attrs["checkpoint"]["files"] == ["epoch-6.pt"]
+    gone = trials[1].system_attrs["checkpoint"]
+    assert gone["files"] == [] and gone["deleted"] is True
+    assert sorted(p.name for p in (tmp_path / "ck" / "spaced").iterdir()) == ["trial-0"]
