@@ -506,6 +506,9 @@ def test_the_parent_run_ends_with_the_run_of_the_study(server: Server, tmp_path:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C's default action, whatever this process inherited (a shell starts background
+        # jobs with SIGINT ignored, and Python keeps that).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
