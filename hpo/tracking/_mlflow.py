@@ -69,6 +69,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MlflowTracker", "resolve_tracking_uri"]
 
+#: The longest a run's end spends logging the trials it had not tracked (a slow server); the
+#: rest are left to ``hpo mlflow-sync``, which the run's summary prints.
+_BACKFILL_S = 60.0
+
 log = logging.getLogger("hpo.tracking")
 
 _STATUS = {
@@ -154,9 +158,9 @@ class MlflowTracker(_MlflowRuns, Observer):
 
     def backfill(self, study: Study) -> int:
         """Log the finished trials of ``study`` that have no run yet, when the server answers:
-        those a Ray worker's tracker or a timed-out request left behind. Returns how many were
-        logged; a failure leaves them to ``hpo mlflow-sync`` (the run's summary counts them).
-        """
+        those a Ray worker's tracker or a timed-out request left behind (for at most a minute).
+        Returns how many were logged; the rest, and any failure, are left to
+        ``hpo mlflow-sync`` (the run's summary counts them)."""
         missing = [
             t
             for t in study.trials
@@ -165,7 +169,7 @@ class MlflowTracker(_MlflowRuns, Observer):
         if not missing or self._delivery.is_down() or not self._delivery.probe():
             return 0
         try:
-            added, _ = self.sync(study)
+            added, _ = self.sync(study, timeout=_BACKFILL_S)
         except Exception as e:
             log.debug("could not backfill %d trial(s): %s", len(missing), e)
             return 0
@@ -338,12 +342,14 @@ class MlflowTracker(_MlflowRuns, Observer):
         return log_final_run(self.client, eid, parent, study, evaluation, model_file)
 
     # -- backfill ------------------------------------------------------------------------
-    def sync(self, study: Study) -> tuple[int, int]:
-        """Log every finished trial that has no MLflow run yet.
+    def sync(self, study: Study, *, timeout: float | None = None) -> tuple[int, int]:
+        """Log every finished trial that has no MLflow run yet (for at most ``timeout``
+        seconds when given: the trials left stay for the next sync).
 
         Returns ``(backfilled, already_tracked)``. Idempotent: a trial whose run exists (found
         by tags, even if its run id never reached the store) is not logged again.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         eid = self._experiment_id(study.name)
         existing: dict[int, Any] = {}
         for run in self._find_runs(
@@ -367,6 +373,8 @@ class MlflowTracker(_MlflowRuns, Observer):
                 if t.system_attrs.get("mlflow_run_id") != run_id and t.trial_id is not None:
                     study.store.annotate_trial(t.trial_id, {"mlflow_run_id": run_id})
                 continue
+            if deadline is not None and time.monotonic() > deadline:
+                break
             self.log_trial(study, t)
             added += 1
         return added, tracked
