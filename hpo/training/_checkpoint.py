@@ -125,7 +125,6 @@ class LoopCheckpoints:
         state = last(map_location="cpu")
         if state is None:
             return None
-        self._saved_at = int(state.get("epoch", 0)) if isinstance(state, Mapping) else 0
         if not isinstance(state, Mapping) or state.get("format") != FORMAT:
             log.warning("trial %s: its checkpoint is not the training loop's; starting over",
                         getattr(self.trial, "number", "?"))  # fmt: skip
@@ -147,6 +146,7 @@ class LoopCheckpoints:
             torch.cuda.set_rng_state_all(rng["cuda"])
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
+        self._saved_at = int(state["epoch"])
         return {
             "epoch": int(state["epoch"]),
             "history": {k: list(v) for k, v in state["history"].items()},
