@@ -26,7 +26,7 @@ from hpo.storage import Store, StudyRecord, StudySummary, get_store, mask_url
 from hpo.strategies import Strategy, get_strategy
 from hpo.study import Study
 from hpo.trial import Direction
-from hpo.trial._checkpoints import Checkpointing, default_checkpoint_dir
+from hpo.trial._checkpoints import Checkpointing, default_checkpoint_dir, study_folder
 
 log = logging.getLogger("hpo")
 
@@ -289,11 +289,9 @@ def delete_study(
     for t in store.get_trials(record.id):
         info = t.system_attrs.get("checkpoint")
         if isinstance(info, Mapping) and info.get("dir"):
-            trial_dir = str(info["dir"]).rstrip("/")
-            # ROOT/STUDY/trial-N: the study's whole folder goes (also where folders are
-            # not removed with their last file, as on an MLflow server).
-            parent, _, base = trial_dir.rpartition("/")
-            folders.add(parent if re.fullmatch(r"trial-\d+", base) and parent else trial_dir)
+            # The study's whole folder goes (also where folders are not removed with their
+            # last file, as on an MLflow server).
+            folders.add(study_folder(str(info["dir"])))
     for root in (default_checkpoint_dir(store.url), checkpoint_dir):
         if root is not None:
             folders.add(Checkpointing(root).study_dir(name))

@@ -27,7 +27,12 @@ from hpo.space import SearchSpace
 from hpo.storage import Evaluation, Store, StudyRecord, mask_url
 from hpo.strategies import Strategy
 from hpo.trial import Direction, FrozenTrial, TrialState
-from hpo.trial._checkpoints import Checkpointing, clean_checkpoints, default_checkpoint_dir
+from hpo.trial._checkpoints import (
+    Checkpointing,
+    clean_checkpoints,
+    default_checkpoint_dir,
+    rank,
+)
 from hpo.trial._frozen import PAUSED_ATTR
 from hpo.trial._trial import Trial, outcome
 
@@ -334,8 +339,7 @@ class Study:
         settings = self.checkpointing
         if settings is None:
             return False
-        sign = -1.0 if self.direction is Direction.MAXIMIZE else 1.0
-        mine = (sign * float(value), number)
+        mine = rank(self.direction, value, number)
         better = 0
         for t in list(self._finished.values()):
             kept = t.system_attrs.get("checkpoint")
@@ -343,7 +347,7 @@ class Study:
                 t.state is TrialState.COMPLETE
                 and isinstance(kept, Mapping)
                 and kept.get("files")
-                and (sign * float(t.value or 0.0), t.number) < mine
+                and rank(self.direction, t.value, t.number) < mine
             ):
                 better += 1
         return better < settings.best

@@ -20,6 +20,7 @@ import io
 import logging
 import os
 import posixpath
+import re
 import secrets
 import shutil
 import tempfile
@@ -40,6 +41,8 @@ __all__ = [
     "clean_checkpoints",
     "default_checkpoint_dir",
     "mlflow_artifacts_url",
+    "rank",
+    "study_folder",
 ]
 
 log = logging.getLogger("hpo")
@@ -372,6 +375,21 @@ class Checkpointing:
         return True
 
 
+def rank(direction: Direction, value: float | None, number: int) -> tuple[float, int]:
+    """Where a completed trial ranks for keeping its checkpoint: smaller is better (the
+    better value first, the earlier trial on a tie)."""
+    sign = -1.0 if direction is Direction.MAXIMIZE else 1.0
+    return sign * float(value or 0.0), number
+
+
+def study_folder(trial_dir: str) -> str:
+    """The study's folder, ``ROOT/STUDY``, of a trial's ``ROOT/STUDY/trial-N`` (the layout
+    :meth:`Checkpointing.trial_dir` makes); a folder of another shape is returned as it is."""
+    trimmed = trial_dir.rstrip("/")
+    parent, _, base = trimmed.rpartition("/")
+    return parent if parent and re.fullmatch(r"trial-\d+", base) else trimmed
+
+
 def clean_checkpoints(study: Study, settings: Checkpointing, cleaned: set[int]) -> list[int]:
     """Delete the checkpoints of ``study``'s finished trials except those of the best
     ``settings.best`` completed ones (see :meth:`hpo.study.Study.clean_checkpoints`); the
@@ -396,8 +414,7 @@ def clean_checkpoints(study: Study, settings: Checkpointing, cleaned: set[int]) 
     if not finished:
         return []
     complete = [t for t in trials if t.state is TrialState.COMPLETE and files(t)]
-    sign = -1.0 if study.direction is Direction.MAXIMIZE else 1.0
-    complete.sort(key=lambda t: (sign * float(t.value or 0.0), t.number))
+    complete.sort(key=lambda t: rank(study.direction, t.value, t.number))
     keep = {t.number for t in complete[: settings.best]}
     gone = []
     for t in finished:
