@@ -228,7 +228,9 @@ def test_cost_aware_bayes_prefers_cheap_points_where_improvement_is_alike() -> N
     space = hpo.SearchSpace({"x": hpo.Float(0.0, 1.0), "y": hpo.Float(0.0, 1.0)})
     history = _timed_history(space)
     assert {t.params["x"] < 0.5 for t in history} == {True, False}  # both regions observed
-    aware = get_strategy("bayes", cost_aware=True)
+    # The value model is not what is tested: the plain one (a bowl at 0 may be modelled by
+    # its logarithm, whose expected improvement puts the proposal near the cost's edge).
+    aware = get_strategy("bayes", cost_aware=True, log_warp=False)
     assert aware.options()["cost_aware"] is True
     for seed in range(5):
         p = aware.propose(
@@ -261,3 +263,79 @@ def test_cost_aware_bayes_is_plain_ei_when_every_trial_costs_the_same() -> None:
         space, same, rng=np.random.default_rng(1), **kwargs
     )
     assert plain == aware
+
+
+def _needle(p: dict) -> float:
+    """A loss near 1 almost everywhere that falls by six orders of magnitude towards
+    (0.7, 0.2): smooth in its logarithm, a needle in its values."""
+    d2 = (p["x"] - 0.7) ** 2 + (p["y"] - 0.2) ** 2
+    return float(10 ** (-6 * math.exp(-d2 / 0.05)))
+
+
+def _history(
+    space: hpo.SearchSpace, f: object, n: int = 30, seed: int = 0
+) -> list[hpo.FrozenTrial]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        p = space.sample(rng)
+        out.append(
+            hpo.FrozenTrial(number=i, state=hpo.TrialState.COMPLETE, params=p, value=f(p))  # type: ignore[operator]
+        )
+    return out
+
+
+def test_a_loss_spanning_orders_of_magnitude_is_modelled_by_its_logarithm() -> None:
+    """fit_targets fits the log model where the evidence prefers it (a loss that falls by
+    orders of magnitude), which then ranks points the value model sees as equal; a loss
+    spanning less than 100x, or a maximised one, is modelled by its values only."""
+    from hpo.strategies._bayes_codec import _Codec
+    from hpo.strategies._bayes_data import fit_targets
+
+    space = hpo.SearchSpace({"x": hpo.Float(0.0, 1.0), "y": hpo.Float(0.0, 1.0)})
+    codec = _Codec(space, True)
+    history = _history(space, _needle)
+    kw = {"warp": True, "prior_mean": 1.0, "deterministic": False}
+    _x, y, transform, gp = fit_targets(codec, history, hpo.Direction.MINIMIZE, log_warp=True, **kw)
+    assert transform.log
+    assert np.allclose(transform.inverse(y), [t.value for t in history], rtol=1e-9)
+    # Near the optimum the values are 1e-6 .. 1e-2 apart; the log model orders them.
+    probes = [{"x": 0.7, "y": 0.2}, {"x": 0.75, "y": 0.25}, {"x": 0.8, "y": 0.3}]
+    mean, _ = gp.posterior(np.array([codec.encode(p) for p in probes]))
+    assert mean[0] < mean[1] < mean[2]
+    _x, _y, plain, _gp = fit_targets(codec, history, hpo.Direction.MINIMIZE, log_warp=False, **kw)
+    assert not plain.log
+    # Spanning < 100x: no log model is tried.
+    shifted = _history(space, lambda p: 1.0 + _needle(p))
+    assert not fit_targets(codec, shifted, hpo.Direction.MINIMIZE, log_warp=True, **kw)[2].log
+    # Maximised, the negated values are not positive: no log model.
+    assert not fit_targets(codec, history, hpo.Direction.MAXIMIZE, log_warp=True, **kw)[2].log
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_the_transforms_log_jacobian_is_its_derivative(log: bool) -> None:
+    """The evidence of the two models is comparable only with each transform's Jacobian:
+    check it against central differences of the transform itself."""
+    from hpo.strategies._bayes_data import _Transform
+
+    rng = np.random.default_rng(1)
+    values = 10 ** rng.uniform(-5, 0, 25)
+    t = _Transform(values, 1.0, True, 1.0, log=log)
+    assert t.log is log and t.lmbda is not None
+    h = values * 1e-6
+    slope = (t(values + h) - t(values - h)) / (2 * h)
+    assert t.log_jacobian(values) == pytest.approx(float(np.log(np.abs(slope)).sum()), rel=1e-6)
+
+
+def test_the_optimizer_view_draws_the_log_model_bayes_proposes_from() -> None:
+    """On a study whose loss spans orders of magnitude, the model the dashboard draws is the
+    log model (the strategy's choice), and maps its targets back to the stored values."""
+    from hpo.strategies._bayes_model import fit_model
+
+    space = hpo.SearchSpace({"x": hpo.Float(0.0, 1.0), "y": hpo.Float(0.0, 1.0)})
+    study = hpo.create_study(space=space, strategy="bayes", direction="minimize", seed=0)
+    study.optimize(lambda t: _needle(dict(t.params)), n_trials=14)
+    model = fit_model(space, study.trials, study.direction, study.strategy)  # type: ignore[arg-type]
+    assert model is not None and model.transform.base.log
+    stored = [t.value for t in model.observed]
+    assert np.allclose(model.transform.to_value(model.y), stored, rtol=1e-9)

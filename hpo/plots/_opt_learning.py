@@ -120,6 +120,7 @@ def learning(
             direction,
             strategy,  # type: ignore[arg-type]
             encode=encode,
+            log=model.transform.base.log,  # the final model's choice: no fit per prefix
         )
         prefix = GP(x, y, gp.is_cat, gp.inv_sq_ls, gp.scale, gp.noise)
         xq = encode(t)[None, :]

@@ -12,7 +12,10 @@ How a proposal is made, from the study's history alone:
    Hamming (overlap) distance. Inactive conditional parameters take a fixed filler value,
    so two trials differing only in inactive parameters are the same point. Values are
    standardised (negated to maximise) and power-transformed (Yeo-Johnson), so the region
-   near the best values is not squeezed flat by a few bad trials. Pruned trials count with
+   near the best values is not squeezed flat by a few bad trials. Where the values to
+   minimise are all positive and span two orders of magnitude (a loss approaching 0), a
+   second model is fitted to their logarithm and the one with the higher evidence is used
+   (``log_warp``). Pruned trials count with
    their last reported value (pessimistic: they were stopped for looking bad); failed trials
    (not interrupted ones) count as the worst value seen, which steers the search away from
    regions that crash or diverge.
@@ -60,7 +63,7 @@ from hpo.exceptions import SearchExhausted, StrategyError
 from hpo.space import SearchSpace
 from hpo.strategies._base import Strategy
 from hpo.strategies._bayes_codec import _Codec, _discrete_size, _Table
-from hpo.strategies._bayes_data import _training_data, observed_trials
+from hpo.strategies._bayes_data import fit_targets, observed_trials
 from hpo.strategies._bayes_search import maximise
 from hpo.trial import Direction, FrozenTrial, TrialState
 
@@ -102,6 +105,12 @@ class BayesStrategy(Strategy):
             (layers, units, epochs, batch size) and the budget is time, not trials. Off by
             default: on a trial budget it spends trials on cheap points (benchmarks/README.md).
         warp: Power-transform the values before fitting (see step 2 above).
+        log_warp: Where the values to minimise are all positive and the largest is at least
+            100 times the smallest (a loss that approaches 0), also fit the GP to their
+            logarithm and keep the model with the higher evidence (log marginal likelihood
+            with the transform's Jacobian). A model of the values sees 1e-3, 1e-5 and 1e-9
+            as the same; one of their logarithm tells them apart (benchmarks/README.md).
+            Costs a second kernel fit on such studies.
         prior_mean: What the model expects far from every trial, in standard deviations
             worse than the average trial (default 1). With a prior mean at the average
             (0), every unexplored corner of the box looks like an average trial with a large
@@ -120,6 +129,7 @@ class BayesStrategy(Strategy):
         n_local: int = 10,
         deterministic: bool = False,
         warp: bool = True,
+        log_warp: bool = True,
         prior_mean: float = 1.0,
         noisy: bool = False,
         ordered_choices: bool = True,
@@ -145,6 +155,7 @@ class BayesStrategy(Strategy):
             )
         self.deterministic = bool(deterministic)
         self.warp = bool(warp)
+        self.log_warp = bool(log_warp)
         self.prior_mean = float(prior_mean)
         self.noisy = bool(noisy)
         self.ordered_choices = bool(ordered_choices)
@@ -164,6 +175,7 @@ class BayesStrategy(Strategy):
             "n_local": self.n_local,
             "deterministic": self.deterministic,
             "warp": self.warp,
+            "log_warp": self.log_warp,
             "prior_mean": self.prior_mean,
             "noisy": self.noisy,
             "ordered_choices": self.ordered_choices,
@@ -244,8 +256,16 @@ class BayesStrategy(Strategy):
         avoid: set[bytes],
         table: _Table | None,
     ) -> Mapping[str, Any]:
-        x, y, _ = _training_data(codec, observed, direction, self.warp, self.prior_mean)
-        return self._propose_gp(codec, trials, x, y, rng, avoid, table)
+        x, y, _, gp = fit_targets(
+            codec,
+            observed,
+            direction,
+            warp=self.warp,
+            prior_mean=self.prior_mean,
+            log_warp=self.log_warp,
+            deterministic=self.deterministic,
+        )
+        return self._propose_gp(codec, trials, x, y, gp, rng, avoid, table)
 
     @staticmethod
     def _fallback(
@@ -269,11 +289,12 @@ class BayesStrategy(Strategy):
         trials: Sequence[FrozenTrial],
         x: np.ndarray,
         y: np.ndarray,
+        gp: GP,
         rng: np.random.Generator,
         avoid: set[bytes],
         table: _Table | None,
     ) -> Mapping[str, Any]:
-        from hpo.strategies._gp import Acquisition, CostAwareAcquisition, fit_gp
+        from hpo.strategies._gp import Acquisition, CostAwareAcquisition
 
         def best_new(acqf: Acquisition) -> tuple[dict[str, Any], np.ndarray]:
             return maximise(
@@ -288,7 +309,6 @@ class BayesStrategy(Strategy):
                 n_local=self.n_local,
             )
 
-        gp = fit_gp(x, y, codec.is_cat, deterministic=self.deterministic)
         # The incumbent: the best value seen, or for a noisy objective the best posterior
         # mean at an evaluated point (a lucky noisy value is no target to improve on).
         best = float(gp.posterior(x)[0].min()) if self.noisy else float(y.min())

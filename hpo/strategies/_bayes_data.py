@@ -2,21 +2,33 @@
 
 Step 2 of :mod:`hpo.strategies._bayes`: pruned trials count with their last reported value,
 failed ones (not interrupted) as the worst value seen; values are minimised, standardised and
-Yeo-Johnson-warped, then shifted by the prior mean. :mod:`hpo.strategies._bayes_model` uses the
-very same functions to draw the model, so the strategy and its picture cannot drift apart.
+Yeo-Johnson-warped, then shifted by the prior mean. Where the values to minimise are all
+positive and span two orders of magnitude or more (a loss that approaches 0), a second GP is
+fitted to their logarithm, and the model whose evidence is higher (:func:`fit_targets`) is the
+one used. :mod:`hpo.strategies._bayes_model` uses the very same functions to draw the model,
+so the strategy and its picture cannot drift apart.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hpo.strategies._bayes_codec import _Codec
 from hpo.trial import Direction, FrozenTrial, TrialState
 
-__all__ = ["_Transform", "_training_data", "observed_trials"]
+if TYPE_CHECKING:
+    from hpo.strategies._gp import GP
+
+__all__ = ["_Transform", "_training_data", "fit_targets", "observed_trials"]
+
+# The values to minimise must span this ratio (largest / smallest, all positive) before their
+# logarithm is tried as the GP's target: below it the log is nearly linear over the data and
+# could not fit better.
+_LOG_SPAN = 100.0
 
 
 def observed_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -69,16 +81,21 @@ def _yeo_johnson_lambda(x: np.ndarray) -> float:
 class _Transform:
     """Objective values -> the GP's targets, and back (for drawing the surrogate).
 
-    Minimised (negated to maximise), divided by the largest magnitude, standardised,
-    Yeo-Johnson-warped (when ``warp``) and standardised again, then shifted by the prior
-    mean, with the constants kept so :meth:`inverse` can map a
+    Minimised (negated to maximise), its logarithm taken (when ``log``), divided by the
+    largest magnitude, standardised, Yeo-Johnson-warped (when ``warp``) and standardised again,
+    then shifted by the prior mean, with the constants kept so :meth:`inverse` can map a
     prediction back to objective units.
     """
 
-    def __init__(self, values: np.ndarray, sign: float, warp: bool, prior_mean: float) -> None:
+    def __init__(
+        self, values: np.ndarray, sign: float, warp: bool, prior_mean: float, log: bool = False
+    ) -> None:
         self.sign = sign
         self.prior_mean = prior_mean
         y = sign * np.asarray(values, dtype=float)
+        self.log = bool(log) and loggable(y)
+        if self.log:
+            y = np.log(y)
         top = float(np.max(np.abs(y))) if len(y) else 0.0
         self.top = top if top > 0 and math.isfinite(top) else 1.0
         y = y / self.top
@@ -94,17 +111,49 @@ class _Transform:
                 self.lmbda = lmbda
                 self.m2, self.s2 = float(w.mean()), float(w.std())
 
+    def _unit(self, values: np.ndarray) -> np.ndarray:
+        y = self.sign * np.asarray(values, dtype=float)
+        if self.log:
+            y = np.log(y)
+        return (y / self.top - self.m1) / self.s1
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        z = (self.sign * np.asarray(values, dtype=float) / self.top - self.m1) / self.s1
+        z = self._unit(values)
         if self.lmbda is not None:
             z = (_yeo_johnson(z, self.lmbda) - self.m2) / self.s2
         return z - self.prior_mean
+
+    def log_jacobian(self, values: np.ndarray) -> float:
+        """``sum(log |d target / d value|)`` over ``values``: what turns the GP's likelihood
+        of the targets into a likelihood of the values, so two transforms can be compared."""
+        v = np.abs(np.asarray(values, dtype=float))
+        z = self._unit(values)
+        out = -len(v) * math.log(self.top * self.s1)
+        if self.log:
+            out -= float(np.log(v).sum())
+        if self.lmbda is not None:  # d yj / dz = (1 + |z|)^(+-(lambda - 1))
+            power = np.where(z >= 0, self.lmbda - 1, 1 - self.lmbda)
+            out += float((power * np.log1p(np.abs(z))).sum()) - len(v) * math.log(self.s2)
+        return out
 
     def inverse(self, t: np.ndarray) -> np.ndarray:
         z = np.asarray(t, dtype=float) + self.prior_mean
         if self.lmbda is not None:
             z = _yeo_johnson_inverse(z * self.s2 + self.m2, self.lmbda)
-        return self.sign * (z * self.s1 + self.m1) * self.top
+        y = (z * self.s1 + self.m1) * self.top
+        return self.sign * (np.exp(y) if self.log else y)
+
+
+def loggable(minimised: np.ndarray) -> bool:
+    """Whether values to minimise are worth modelling by their logarithm: at least three, all
+    positive, the largest at least ``_LOG_SPAN`` times the smallest."""
+    y = np.asarray(minimised, dtype=float)
+    return bool(
+        len(y) >= 3
+        and np.all(np.isfinite(y))
+        and float(y.min()) > 0
+        and float(y.max()) >= _LOG_SPAN * float(y.min())
+    )
 
 
 def _yeo_johnson_inverse(w: np.ndarray, lmbda: float) -> np.ndarray:
@@ -123,20 +172,62 @@ def _yeo_johnson_inverse(w: np.ndarray, lmbda: float) -> np.ndarray:
     return out
 
 
+def _values(observed: Sequence[FrozenTrial], sign: float) -> np.ndarray:
+    """Each observed trial's value; a failed trial's is the worst value seen."""
+    values = np.array([t.value for t in observed if t.value is not None], dtype=float)
+    worst = float(values.max() if sign > 0 else values.min())
+    return np.array([t.value if t.value is not None else worst for t in observed], dtype=float)
+
+
 def _training_data(
     codec: _Codec,
     observed: Sequence[FrozenTrial],
     direction: Direction,
     warp: bool,
     prior_mean: float,
+    log: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, _Transform]:
-    """The GP's inputs and targets (minimised, standardised, warped, shifted by the prior
-    mean) from the trials that have a value or failed (see the module docstring, step 2), and
-    the transform that made the targets."""
+    """The GP's inputs and targets (minimised, their log when ``log`` and the values allow it,
+    standardised, warped, shifted by the prior mean) from the trials that have a value or
+    failed (see the module docstring, step 2), and the transform that made the targets."""
     sign = 1.0 if direction is Direction.MINIMIZE else -1.0
-    values = np.array([t.value for t in observed if t.value is not None], dtype=float)
-    worst = float(values.max() if sign > 0 else values.min())
-    raw = np.array([t.value if t.value is not None else worst for t in observed], dtype=float)
-    transform = _Transform(raw, sign, warp, prior_mean)
+    raw = _values(observed, sign)
+    transform = _Transform(raw, sign, warp, prior_mean, log)
     x = np.array([codec.encode(t.params) for t in observed])
     return x, transform(raw), transform
+
+
+def fit_targets(
+    codec: _Codec,
+    observed: Sequence[FrozenTrial],
+    direction: Direction,
+    *,
+    warp: bool,
+    prior_mean: float,
+    log_warp: bool,
+    deterministic: bool,
+) -> tuple[np.ndarray, np.ndarray, _Transform, GP]:
+    """The GP's data (as :func:`_training_data`) and the GP fitted to them, with the value
+    transform chosen by evidence: where ``log_warp`` is on and the values to minimise are
+    loggable (:func:`loggable`), a second GP is fitted to targets made from their logarithm,
+    and the one whose log marginal likelihood (with its hyper-prior) plus the transform's log
+    Jacobian is higher wins — a likelihood of the same values, so the two compare. A loss
+    whose best values differ by orders of magnitude (1e-3, 1e-5, 1e-9) looks flat to a model
+    of the values and stepped to a model of their logarithm; a smooth bowl with its minimum
+    at 0 is the opposite, and the evidence tells them apart (benchmarks/README.md)."""
+    from hpo.strategies._gp import fit_gp  # scipy: not at import time
+
+    x, y, transform = _training_data(codec, observed, direction, warp, prior_mean)
+    gp = fit_gp(x, y, codec.is_cat, deterministic=deterministic)
+    raw = _values(observed, transform.sign)
+    if not (log_warp and loggable(transform.sign * raw)):
+        return x, y, transform, gp
+    logged = _Transform(raw, transform.sign, warp, prior_mean, log=True)
+    y_log = logged(raw)
+    if not np.all(np.isfinite(y_log)):
+        return x, y, transform, gp
+    gp_log = fit_gp(x, y_log, codec.is_cat, deterministic=deterministic)
+    plain = gp.log_posterior + transform.log_jacobian(raw)
+    if gp_log.log_posterior + logged.log_jacobian(raw) > plain:
+        return x, y_log, logged, gp_log
+    return x, y, transform, gp

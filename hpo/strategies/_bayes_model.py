@@ -4,13 +4,13 @@ The dashboard's optimiser view and ``hpo plot --kind surrogate|acquisition|conto
 draw this model. It is the strategy's own model, not a second one: the same encoding
 (:class:`~hpo.strategies._bayes_codec._Codec`), the same observed trials, training data and
 value transform (:mod:`hpo.strategies._bayes_data`: ``observed_trials``, ``_training_data``,
-``_Transform``), the same :func:`fit_gp` and the same
+``_Transform``), the same choice of GP (``fit_targets``: the values or their logarithm) and the same
 :class:`~hpo.strategies._gp.Acquisition`, with running trials fantasised by the same kriging
 believer. Only the incumbent is mirrored here, and ``tests/test_optimizer.py`` checks that the
 model gets the very ``x`` and ``y`` the strategy fits, so the two cannot drift apart unnoticed.
 
 Unlike the strategy, the model also maps its beliefs back to the objective's own units: the
-inverse of the value transform (standardising and Yeo-Johnson are both monotone, so a
+inverse of the value transform (the logarithm, standardising and Yeo-Johnson are monotone, so a
 quantile maps to a quantile: mean ± 2 sd in model units becomes a band in value units).
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 from hpo.space import Categorical, Float, Int, SearchSpace
 from hpo.strategies._bayes import BayesStrategy
 from hpo.strategies._bayes_codec import _Codec
-from hpo.strategies._bayes_data import _training_data, _Transform, observed_trials
+from hpo.strategies._bayes_data import _training_data, _Transform, fit_targets, observed_trials
 from hpo.strategies._gp import GP, Acquisition, fit_gp
 from hpo.trial import Direction, FrozenTrial, TrialState
 
@@ -73,22 +73,51 @@ def training_data(
     strategy: BayesStrategy,
     *,
     encode: Callable[[FrozenTrial], np.ndarray] | None = None,
+    log: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Transform, list[FrozenTrial]]:
     """``x`` and ``y`` exactly as ``BayesStrategy.propose`` builds them, the transform that
     made ``y`` (to map beliefs back to values), and the observed trials (rows of ``x``).
 
     ``encode`` (a trial -> its ``_Codec.encode``-d params) lets a caller that builds many
-    histories reuse the encodings."""
+    histories reuse the encodings. ``log`` fixes whether the values' logarithm is modelled;
+    None chooses as the strategy does (:func:`fit_targets`: it fits the GP)."""
+    return _prepared(space, trials, direction, strategy, encode=encode, log=log)[:4]
+
+
+def _prepared(
+    space: SearchSpace,
+    trials: Sequence[FrozenTrial],
+    direction: Direction,
+    strategy: BayesStrategy,
+    *,
+    encode: Callable[[FrozenTrial], np.ndarray] | None = None,
+    log: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray, Transform, list[FrozenTrial], GP | None]:
+    """:func:`training_data`, and the strategy's GP when choosing the transform fitted it."""
     codec = _Codec(space, strategy.ordered_choices)
     observed = observed_trials(trials)
-    # The strategy's own function: the same x, y and value transform it fits.
-    x, y, base = _training_data(codec, observed, direction, strategy.warp, strategy.prior_mean)
+    # The strategy's own functions: the same x, y, value transform and GP it fits.
+    gp: GP | None = None
+    if log is None:
+        x, y, base, gp = fit_targets(
+            codec,
+            observed,
+            direction,
+            warp=strategy.warp,
+            prior_mean=strategy.prior_mean,
+            log_warp=strategy.log_warp,
+            deterministic=strategy.deterministic,
+        )
+    else:
+        x, y, base = _training_data(
+            codec, observed, direction, strategy.warp, strategy.prior_mean, log
+        )
     if encode is not None:  # the same rows, from the caller's cache
         x = np.array([encode(t) for t in observed]).reshape(len(observed), codec.dim)
     raw = base.sign * np.array([t.value for t in observed if t.value is not None], dtype=float)
     low, high = (float(raw.min()), float(raw.max())) if len(raw) else (-math.inf, math.inf)
     transform = Transform(base, low, high)
-    return x, y, transform, observed
+    return x, y, transform, observed, gp
 
 
 @dataclass
@@ -159,10 +188,10 @@ def fit_model(
     n_valued = sum(1 for t in observed if t.value is not None)
     if n_valued < max(strategy.n_initial, 2):
         return None
-    x, y, transform, observed = training_data(space, trials, direction, strategy)
     codec = _Codec(space, strategy.ordered_choices)
     with threadpool_limits(limits=1), np.errstate(all="ignore"):
-        gp = fit_gp(x, y, codec.is_cat, deterministic=strategy.deterministic)
+        x, y, transform, observed, fitted = _prepared(space, trials, direction, strategy)
+        gp = fitted or fit_gp(x, y, codec.is_cat, deterministic=strategy.deterministic)
         # The incumbent as BayesStrategy._propose_gp takes it (noisy: the best posterior mean).
         best = float(gp.posterior(x)[0].min()) if strategy.noisy else float(y.min())
         pending = [t for t in trials if t.state is TrialState.RUNNING and t.params]

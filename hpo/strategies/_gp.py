@@ -129,6 +129,8 @@ class GP:
         self.scale = float(scale)
         self.noise = float(noise)
         self.n_exact = n_exact
+        # Set by fit_gp: the fit's log marginal likelihood plus log hyper-prior (its evidence).
+        self.log_posterior = -math.inf
         k = self.kernel(self.x, self.x)
         diag = np.full(len(self.x), self.noise + 1e-10)
         if n_exact:
@@ -340,7 +342,9 @@ def fit_gp(x: np.ndarray, y: np.ndarray, is_cat: np.ndarray, *, deterministic: b
             raw = np.clip(res.x, lo, hi)
             if not np.all(np.isfinite(raw)) or not res.fun < 1e10:
                 raise np.linalg.LinAlgError("the hyper-parameter fit did not converge")
-            return _gp_from_raw(x, y, is_cat, raw, deterministic)
+            gp = _gp_from_raw(x, y, is_cat, raw, deterministic)
+            gp.log_posterior = -float(res.fun)
+            return gp
         except (np.linalg.LinAlgError, ValueError, FloatingPointError) as e:
             last = e
     # The prior's centre with a generous noise: a crude but well-conditioned model.
