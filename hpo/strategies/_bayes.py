@@ -14,8 +14,8 @@ How a proposal is made, from the study's history alone:
    standardised (negated to maximise) and power-transformed (Yeo-Johnson), so the region
    near the best values is not squeezed flat by a few bad trials. Where the values to
    minimise are all positive and span two orders of magnitude (a loss approaching 0), a
-   second model is fitted to their logarithm and the one with the higher evidence is used
-   (``log_warp``). Pruned trials count with
+   second model is fitted to their logarithm and used when its evidence is decisively
+   higher (``log_warp``). Pruned trials count with
    their last reported value (pessimistic: they were stopped for looking bad); failed trials
    (not interrupted ones) count as the worst value seen, which steers the search away from
    regions that crash or diverge.
@@ -107,8 +107,8 @@ class BayesStrategy(Strategy):
         warp: Power-transform the values before fitting (see step 2 above).
         log_warp: Where the values to minimise are all positive and the largest is at least
             100 times the smallest (a loss that approaches 0), also fit the GP to their
-            logarithm and keep the model with the higher evidence (log marginal likelihood
-            with the transform's Jacobian). A model of the values sees 1e-3, 1e-5 and 1e-9
+            logarithm, and use it when its evidence (log marginal likelihood with the
+            transform's Jacobian) beats the plain model's by 0.5 nats per trial. A model of the values sees 1e-3, 1e-5 and 1e-9
             as the same; one of their logarithm tells them apart (benchmarks/README.md).
             Costs a second kernel fit on such studies.
         prior_mean: What the model expects far from every trial, in standard deviations
