@@ -108,8 +108,9 @@ class BayesStrategy(Strategy):
         log_warp: Where the values to minimise are all positive and the largest is at least
             100 times the smallest (a loss that approaches 0), also fit the GP to their
             logarithm, and use it when its evidence (log marginal likelihood with the
-            transform's Jacobian) beats the plain model's by 0.5 nats per trial. A model of the values sees 1e-3, 1e-5 and 1e-9
-            as the same; one of their logarithm tells them apart (benchmarks/README.md).
+            transform's Jacobian) beats the plain model's by 0.5 nats per trial. A model of
+            the values sees 1e-3, 1e-5 and 1e-9 as the same; one of their logarithm tells
+            them apart (benchmarks/README.md).
             Costs a second kernel fit on such studies.
         prior_mean: What the model expects far from every trial, in standard deviations
             worse than the average trial (default 1). With a prior mean at the average
