@@ -63,7 +63,7 @@ from hpo.exceptions import SearchExhausted, StrategyError
 from hpo.space import SearchSpace
 from hpo.strategies._base import Strategy
 from hpo.strategies._bayes_codec import _Codec, _discrete_size, _Table
-from hpo.strategies._bayes_data import fit_targets, observed_trials
+from hpo.strategies._bayes_data import _Transform, fit_targets, observed_trials
 from hpo.strategies._bayes_search import maximise
 from hpo.trial import Direction, FrozenTrial, TrialState
 
@@ -257,7 +257,15 @@ class BayesStrategy(Strategy):
         avoid: set[bytes],
         table: _Table | None,
     ) -> Mapping[str, Any]:
-        x, y, _, gp = fit_targets(
+        x, y, _, gp = self.fit(codec, observed, direction)
+        return self._propose_gp(codec, trials, x, y, gp, rng, avoid, table)
+
+    def fit(
+        self, codec: _Codec, observed: Sequence[FrozenTrial], direction: Direction
+    ) -> tuple[np.ndarray, np.ndarray, _Transform, GP]:
+        """The GP's data, value transform and fitted GP with this strategy's settings
+        (:func:`~hpo.strategies._bayes_data.fit_targets`); the optimiser view calls it too."""
+        return fit_targets(
             codec,
             observed,
             direction,
@@ -266,7 +274,6 @@ class BayesStrategy(Strategy):
             log_warp=self.log_warp,
             deterministic=self.deterministic,
         )
-        return self._propose_gp(codec, trials, x, y, gp, rng, avoid, table)
 
     @staticmethod
     def _fallback(

@@ -26,7 +26,7 @@ import numpy as np
 from hpo.space import Categorical, Float, Int, SearchSpace
 from hpo.strategies._bayes import BayesStrategy
 from hpo.strategies._bayes_codec import _Codec
-from hpo.strategies._bayes_data import _training_data, _Transform, fit_targets, observed_trials
+from hpo.strategies._bayes_data import _training_data, _Transform, observed_trials
 from hpo.strategies._gp import GP, Acquisition, fit_gp
 from hpo.trial import Direction, FrozenTrial, TrialState
 
@@ -99,15 +99,7 @@ def _prepared(
     # The strategy's own functions: the same x, y, value transform and GP it fits.
     gp: GP | None = None
     if log is None:
-        x, y, base, gp = fit_targets(
-            codec,
-            observed,
-            direction,
-            warp=strategy.warp,
-            prior_mean=strategy.prior_mean,
-            log_warp=strategy.log_warp,
-            deterministic=strategy.deterministic,
-        )
+        x, y, base, gp = strategy.fit(codec, observed, direction)
     else:
         x, y, base = _training_data(
             codec, observed, direction, strategy.warp, strategy.prior_mean, log
